@@ -1,0 +1,43 @@
+# mcp — GitOps pull-based deployer.
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X metacircular.net/mcp/internal/version.Version=$(VERSION)
+BIN       := bin/mcp
+GOLANGCI  ?= golangci-lint
+
+.PHONY: all build test test-short vet lint fmt bench fuzz clean
+
+all: vet lint test build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/mcp
+
+# The full suite: unit tests plus the real-component tests (containerd,
+# registry, git). Needs root and the services .ci/run starts.
+test:
+	$(GO) test -count=1 -timeout 40m ./...
+
+# Only what runs without root or external services.
+test-short:
+	$(GO) test -count=1 -short ./...
+
+vet:
+	$(GO) vet ./...
+
+lint:
+	@command -v $(GOLANGCI) >/dev/null 2>&1 || { echo "golangci-lint not installed: go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@latest"; exit 1; }
+	$(GOLANGCI) run ./...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./spec ./planner
+
+# Long fuzzing, one target at a time (CI runs only the seed corpora).
+FUZZTIME ?= 60s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./spec
+
+clean:
+	rm -rf bin

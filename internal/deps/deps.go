@@ -1,0 +1,22 @@
+//go:build deps
+
+// Package deps pins the project's dependencies while the packages that use
+// them are being written, so go.mod does not churn. It is never built.
+package deps
+
+import (
+	_ "github.com/BurntSushi/toml"
+	_ "github.com/containerd/containerd/api/events"
+	_ "github.com/containerd/containerd/v2/client"
+	_ "github.com/containerd/containerd/v2/core/images/archive"
+	_ "github.com/containerd/containerd/v2/core/remotes/docker"
+	_ "github.com/containerd/containerd/v2/pkg/cio"
+	_ "github.com/containerd/containerd/v2/pkg/namespaces"
+	_ "github.com/containerd/containerd/v2/pkg/oci"
+	_ "github.com/containerd/errdefs"
+	_ "github.com/fsnotify/fsnotify"
+	_ "github.com/go-git/go-git/v5"
+	_ "github.com/opencontainers/image-spec/specs-go/v1"
+	_ "github.com/spf13/cobra"
+	_ "go.etcd.io/bbolt"
+)
