@@ -1,0 +1,101 @@
+package executor
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"metacircular.net/mcp/spec"
+)
+
+// containerSpec builds the full runtime description of one component from
+// its resolved definition and the port leases. Everything comes from the
+// registry and the spec, so the same call rebuilds a lost container.
+func (e *Executor) containerSpec(ctx context.Context, svc spec.Service, comp spec.Component, slot int, digest, commit string) (ContainerSpec, error) {
+	env, err := e.environment(ctx, svc, comp, slot)
+	if err != nil {
+		return ContainerSpec{}, err
+	}
+	cs := ContainerSpec{
+		ID:        ContainerID(svc.Name, comp.Name, slot),
+		Service:   svc.Name,
+		Component: comp.Name,
+		Slot:      slot,
+		Image:     comp.Image,
+		Digest:    digest,
+		Env:       env,
+		Cmd:       comp.Cmd,
+		User:      comp.User,
+		Volumes:   comp.Volumes,
+		Restart:   comp.Restart,
+		LogPath:   e.LogPath(svc.Name, comp.Name, slot),
+		StopGrace: e.grace,
+		Labels: map[string]string{
+			LabelManaged:   "true",
+			LabelService:   svc.Name,
+			LabelComponent: comp.Name,
+			LabelSlot:      slotName(slot),
+			LabelVersion:   comp.Version,
+			LabelCommit:    commit,
+		},
+	}
+	cs.Labels[LabelRuntimeHash] = RuntimeHash(cs)
+	return cs, nil
+}
+
+// environment is the definition's env plus the variables mcp owns:
+//
+//	PORT                      the component's only route, or its unnamed one
+//	PORT_<ROUTE>              each named route
+//	PEER_<COMPONENT>_<ROUTE>  127.0.0.1:<port> of every route of the other
+//	                          components of the service (PEER_<COMPONENT>
+//	                          for an unnamed route)
+//
+// Ports are leased idempotently, so asking again returns the same port.
+func (e *Executor) environment(ctx context.Context, svc spec.Service, comp spec.Component, slot int) ([]string, error) {
+	env := make([]string, 0, len(comp.Env)+len(comp.Routes)+4)
+	for _, v := range comp.Env {
+		env = append(env, v.Name+"="+v.Value)
+	}
+	for _, rt := range comp.Routes {
+		port, err := e.ports.Lease(ctx, svc.Name, comp.Name, rt.Key(), slot)
+		if err != nil {
+			return nil, fmt.Errorf("port for route %s of %s/%s: %w", rt.Key(), svc.Name, comp.Name, err)
+		}
+		for _, name := range rt.EnvVars {
+			env = append(env, name+"="+strconv.Itoa(port))
+		}
+	}
+	var peers []string
+	for _, other := range svc.Components {
+		if other.Name == comp.Name {
+			continue
+		}
+		for _, rt := range other.Routes {
+			// Peers are reached on their active slot, which for a plain
+			// deploy is the same slot; blue-green rewires this later.
+			port, err := e.ports.Lease(ctx, svc.Name, other.Name, rt.Key(), slot)
+			if err != nil {
+				return nil, fmt.Errorf("peer port for route %s of %s/%s: %w", rt.Key(), svc.Name, other.Name, err)
+			}
+			peers = append(peers, PeerVar(other.Name, rt.Name)+"=127.0.0.1:"+strconv.Itoa(port))
+		}
+	}
+	sort.Strings(peers)
+	return append(env, peers...), nil
+}
+
+// PeerVar is the environment variable naming a peer route's address.
+func PeerVar(component, route string) string {
+	v := "PEER_" + envName(component)
+	if route != "" {
+		v += "_" + envName(route)
+	}
+	return v
+}
+
+func envName(s string) string {
+	return strings.ToUpper(strings.ReplaceAll(s, "-", "_"))
+}
