@@ -83,6 +83,13 @@ func (t *Tx) QuarantineList() ([]Quarantine, error) {
 		out = append(out, q)
 		return nil
 	})
+	// Key order puts "mcq-web/" before "mcq/"; callers want service order.
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Service != out[j].Service {
+			return out[i].Service < out[j].Service
+		}
+		return out[i].SpecHash < out[j].SpecHash
+	})
 	return out, err
 }
 
