@@ -20,14 +20,14 @@ type gitHTTPConfig struct {
 	wrap       []func(http.Handler) http.Handler
 }
 
-// WithBasicAuth requires HTTP basic auth with this user and password.
-func WithBasicAuth(user, pass string) GitHTTPOption {
+// WithGitBasicAuth requires HTTP basic auth with this user and password.
+func WithGitBasicAuth(user, pass string) GitHTTPOption {
 	return func(c *gitHTTPConfig) { c.user, c.pass = user, pass }
 }
 
-// WithMiddleware wraps the handler (outermost last), e.g. to count or log
+// WithGitMiddleware wraps the handler (outermost last), e.g. to count or log
 // requests.
-func WithMiddleware(mw func(http.Handler) http.Handler) GitHTTPOption {
+func WithGitMiddleware(mw func(http.Handler) http.Handler) GitHTTPOption {
 	return func(c *gitHTTPConfig) { c.wrap = append(c.wrap, mw) }
 }
 
