@@ -56,6 +56,7 @@
 // (JournalFinish). Entries still in intent after a restart are exactly the
 // steps that were in flight at the crash (JournalOpen); recovery finishes or
 // undoes them and then finishes or clears their entries. Finished entries are
-// kept only as a short tail for debugging (default the last 256); entries in
-// intent are never trimmed.
+// kept only as a short tail for debugging: the oldest are trimmed so the
+// journal holds at most N entries (default 256); entries in intent are never
+// trimmed.
 package registry

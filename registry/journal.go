@@ -161,29 +161,32 @@ func (t *Tx) JournalFinish(seq uint64, o Outcome) error {
 	return t.trimJournal(t.cfg.journalKeep)
 }
 
-// trimJournal drops the oldest finished entries beyond keep. Entries
-// in intent are never dropped: they are the crash-recovery record.
+// trimJournal deletes finished entries, oldest first, until at most keep
+// entries remain. Entries in intent are never deleted: they are the
+// crash-recovery record. Counting keys needs no decoding, and only the
+// oldest entries are decoded, so a finish stays cheap on a long plan.
 func (t *Tx) trimJournal(keep int) error {
 	b, err := t.bucket(bucketJournal)
 	if err != nil {
 		return err
 	}
-	var finished [][]byte
-	err = b.ForEach(func(k, v []byte) error {
+	n := 0
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		n++
+	}
+	var drop [][]byte
+	for k, v := c.First(); k != nil && n-len(drop) > keep; k, v = c.Next() {
 		var e Entry
 		if err := json.Unmarshal(v, &e); err != nil {
 			return fmt.Errorf("decode journal entry %d: %w", keySeq(k), err)
 		}
 		if e.Phase.Finished() {
-			finished = append(finished, append([]byte(nil), k...))
+			drop = append(drop, append([]byte(nil), k...))
 		}
-		return nil
-	})
-	if err != nil {
-		return err
 	}
-	for i := 0; i < len(finished)-keep; i++ {
-		if err := b.Delete(finished[i]); err != nil {
+	for _, k := range drop {
+		if err := b.Delete(k); err != nil {
 			return err
 		}
 	}

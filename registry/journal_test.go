@@ -130,7 +130,8 @@ func TestJournalFinishErrors(t *testing.T) {
 	}
 }
 
-// Finished entries are trimmed to the configured tail; open ones never are.
+// The journal is trimmed to the bound, oldest finished first; open entries
+// are never trimmed.
 func TestJournalBounded(t *testing.T) {
 	ctx := context.Background()
 	r, _ := openTemp(t, WithJournalKeep(3))
@@ -151,11 +152,11 @@ func TestJournalBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(all) != 4 || all[0].Seq != first || all[0].Phase != PhaseIntent {
-		t.Fatalf("journal kept %d entries (first %+v), want the open one + 3 finished", len(all), all[0])
+	if len(all) != 3 || all[0].Seq != first || all[0].Phase != PhaseIntent {
+		t.Fatalf("journal kept %d entries (first %+v), want the open one + 2 finished", len(all), all[0])
 	}
-	if all[3].Seq != first+10 {
-		t.Errorf("newest kept seq %d, want %d", all[3].Seq, first+10)
+	if all[1].Seq != first+9 || all[2].Seq != first+10 {
+		t.Errorf("kept seqs %d, %d; want the newest %d, %d", all[1].Seq, all[2].Seq, first+9, first+10)
 	}
 
 	if err := r.JournalClearFinished(ctx); err != nil {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"sort"
 	"time"
 
@@ -266,6 +267,9 @@ func (t *Tx) Events(after uint64) ([]Event, error) {
 		return nil, err
 	}
 	var out []Event
+	if after == math.MaxUint64 {
+		return nil, nil
+	}
 	c := b.Cursor()
 	for k, v := c.Seek(seqKey(after + 1)); k != nil; k, v = c.Next() {
 		var e Event

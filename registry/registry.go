@@ -92,7 +92,8 @@ func WithEventLimit(n int) Option {
 	}
 }
 
-// WithJournalKeep keeps the last n finished journal entries (n >= 0).
+// WithJournalKeep bounds the journal to n entries (n >= 0) by trimming the
+// oldest finished ones; entries in intent are kept whatever the bound.
 func WithJournalKeep(n int) Option {
 	return func(c *config) {
 		if n >= 0 {
