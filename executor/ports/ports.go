@@ -39,6 +39,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"metacircular.net/mcp/executor"
 	"net"
 	"sort"
 	"strconv"
@@ -318,3 +319,6 @@ func noIPv6(err error) bool {
 		errors.Is(err, syscall.EPROTONOSUPPORT) ||
 		errors.Is(err, syscall.EADDRNOTAVAIL)
 }
+
+// The executor leases ports through its own small interface.
+var _ executor.Ports = (*Allocator)(nil)
