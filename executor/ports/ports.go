@@ -39,13 +39,13 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"metacircular.net/mcp/executor"
 	"net"
 	"sort"
 	"strconv"
 	"sync"
 	"syscall"
 
+	"metacircular.net/mcp/executor"
 	"metacircular.net/mcp/registry"
 )
 
