@@ -1,7 +1,3 @@
-// Package planner computes what the agent must do: a pure, deterministic
-// function from the desired services of one node and the node's recorded
-// state to a Plan. No clock, filesystem, network or logger is used here; the
-// same inputs give a byte-identical plan and the same hash.
 package planner
 
 import (
@@ -33,6 +29,9 @@ const (
 	ActionCreate Action = "create"
 	ActionUpdate Action = "update"
 	ActionRemove Action = "remove"
+	// ActionWait changes nothing: it holds the steps that depend on it until
+	// a condition holds (a health wait). It is not counted as a change.
+	ActionWait Action = "wait"
 )
 
 // Change is one field that differs between recorded and desired state.
@@ -48,7 +47,8 @@ type Change struct {
 // Step is one typed resource transition.
 type Step struct {
 	// ID is the step's stable address, unique in the plan, e.g.
-	// "mcq/mcq/route/default/port". Dependencies refer to it.
+	// "mcq/mcq/port/default/a" (the scheme is in the package doc).
+	// Dependencies refer to it.
 	ID        string `json:"id"`
 	Service   string `json:"service"`
 	Component string `json:"component,omitempty"`
@@ -56,8 +56,18 @@ type Step struct {
 	Route string `json:"route,omitempty"`
 	// Hostname is set for route, cert and record steps.
 	Hostname string `json:"hostname,omitempty"`
-	Kind     Kind   `json:"kind"`
-	Action   Action `json:"action"`
+	// Slot is "a" or "b" for port, container and health steps: the slot
+	// (registry.SlotA/SlotB) the resource lives in.
+	Slot string `json:"slot,omitempty"`
+	// Port is the host port of a port step when it is already known: a
+	// fixed legacy port, or a lease being released. A new lease's port is
+	// picked at apply time and listed in Deferred instead.
+	Port   int    `json:"port,omitempty"`
+	Kind   Kind   `json:"kind"`
+	Action Action `json:"action"`
+	// Detail describes the resource for people: the image reference, the
+	// route ("l7 mcq.svc.mcp.example.org:8443"), the container's name.
+	Detail string `json:"detail,omitempty"`
 	// Reason says why the step is in the plan ("new service", "image
 	// changed", "service removed from the repo"...).
 	Reason  string   `json:"reason"`
@@ -67,6 +77,18 @@ type Step struct {
 	Deferred []string `json:"deferred,omitempty"`
 	// DependsOn are IDs of steps that must finish first.
 	DependsOn []string `json:"depends_on,omitempty"`
+}
+
+// ServicePlan summarises what happens to one service that has steps.
+type ServicePlan struct {
+	Name string `json:"name"`
+	// File is the definition's path (the recorded one for a removed service).
+	File string `json:"file,omitempty"`
+	Tier string `json:"tier,omitempty"`
+	// Action is create for a new service, remove for one whose file is
+	// gone, update otherwise (including active = false).
+	Action Action `json:"action"`
+	Reason string `json:"reason"`
 }
 
 // ServiceError is a service the planner could not plan because its
@@ -86,7 +108,10 @@ type Plan struct {
 	Node    string `json:"node"`
 	// Hash covers a canonical encoding of the planner version, the features,
 	// the resolved desired specs and the recorded actual state.
-	Hash   string         `json:"hash"`
+	Hash string `json:"hash"`
+	// Services lists the services that have steps, in plan order.
+	Services []ServicePlan `json:"services,omitempty"`
+	// Steps is never nil, so the JSON form always has an array.
 	Steps  []Step         `json:"steps"`
 	Errors []ServiceError `json:"errors,omitempty"`
 	// Refused is set (and Steps holds no removals) when the plan would
@@ -96,6 +121,32 @@ type Plan struct {
 
 // IsNoOp reports whether the plan changes nothing.
 func (p *Plan) IsNoOp() bool { return len(p.Steps) == 0 }
+
+// Counts returns how many steps create, update and remove a resource
+// (health waits change nothing and are not counted).
+func (p *Plan) Counts() (create, update, remove int) {
+	for i := range p.Steps {
+		switch p.Steps[i].Action {
+		case ActionCreate:
+			create++
+		case ActionUpdate:
+			update++
+		case ActionRemove:
+			remove++
+		}
+	}
+	return create, update, remove
+}
+
+// Step returns the step with the given ID.
+func (p *Plan) Step(id string) (Step, bool) {
+	for i := range p.Steps {
+		if p.Steps[i].ID == id {
+			return p.Steps[i], true
+		}
+	}
+	return Step{}, false
+}
 
 // Features says which kinds of resources this node manages; a kind that is
 // off never appears in a plan (a node without a proxy gets no route steps).
@@ -117,6 +168,10 @@ type Input struct {
 	// Actual is the node's recorded state.
 	Actual   registry.Snapshot
 	Features Features
+	// Domain is the platform domain (spec.Platform.Domain). Route hostnames
+	// under svc.mcp.<Domain> get DNS records when Features.Records is on;
+	// other (public) hostnames live in zones mcp does not manage.
+	Domain string
 	// AllowRemoveAll lets a plan remove every deployed service at once.
 	AllowRemoveAll bool
 }
