@@ -95,6 +95,17 @@ type Platform struct {
 	// Listeners are the proxy listener ports routes may use. Empty means any
 	// port in 1-65535 is accepted (the ingress issue tightens this).
 	Listeners []int `json:"listeners,omitempty"`
+	// Limits narrow what service definitions may ask for; they can never
+	// widen what the platform allows.
+	Limits Limits `json:"limits"`
+}
+
+// Limits are the repo-wide narrowing of what definitions may declare.
+type Limits struct {
+	// VolumeRoots are the host paths declared volumes must lie in. Each is
+	// "/srv/{service}" or a path below it; "{service}" stands for the
+	// service's name. Empty means "/srv/{service}".
+	VolumeRoots []string `json:"volume_roots,omitempty"`
 }
 
 // Defaults are the platform-wide defaults for components.

@@ -1,0 +1,65 @@
+package spec
+
+// MaxNesting is how deeply arrays and inline tables may nest in a file.
+// The TOML decoder takes time quadratic in the depth of nested inline
+// tables, so a small file could otherwise stall the agent; real
+// definitions never go past 3.
+const MaxNesting = 16
+
+// nestingDepth returns the deepest nesting of '[' and '{' outside strings
+// and comments. It only has to be exact for valid TOML: on invalid input
+// the decoder reports the real error.
+func nestingDepth(b []byte) int {
+	depth, deepest := 0, 0
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; c {
+		case '#':
+			for i < len(b) && b[i] != '\n' {
+				i++
+			}
+		case '"', '\'':
+			i = skipString(b, i)
+		case '[', '{':
+			depth++
+			deepest = max(deepest, depth)
+		case ']', '}':
+			if depth > 0 {
+				depth--
+			}
+		}
+	}
+	return deepest
+}
+
+// skipString returns the index of the last byte of the string starting at
+// b[i] (a quote).
+func skipString(b []byte, i int) int {
+	q := b[i]
+	if i+2 < len(b) && b[i+1] == q && b[i+2] == q {
+		// Multi-line string: ends at the next unescaped triple quote, which
+		// may be followed by up to two more quotes that belong to it.
+		for j := i + 3; j < len(b); j++ {
+			if q == '"' && b[j] == '\\' {
+				j++
+				continue
+			}
+			if j+2 < len(b) && b[j] == q && b[j+1] == q && b[j+2] == q {
+				j += 2
+				for k := 0; k < 2 && j+1 < len(b) && b[j+1] == q; k++ {
+					j++
+				}
+				return j
+			}
+		}
+		return len(b)
+	}
+	for j := i + 1; j < len(b); j++ {
+		switch {
+		case q == '"' && b[j] == '\\':
+			j++
+		case b[j] == q, b[j] == '\n':
+			return j
+		}
+	}
+	return len(b)
+}
