@@ -1,0 +1,141 @@
+// Package testenv gives mcp's tests the real components they run against:
+// a containerd daemon (with runc), an OCI registry, and test images built
+// from the hello program in this directory and pushed to that registry.
+//
+// Each component comes from, in order:
+//
+//  1. an environment variable naming one that is already running
+//     (MCP_TEST_CONTAINERD, MCP_TEST_REGISTRY: .ci/run sets them);
+//  2. a private daemon this package starts for the test binary, when the
+//     test runs as root and the Debian binaries are installed; it is shared
+//     by the tests of one package and stopped by Main;
+//  3. otherwise the test is skipped, saying what is missing, or fails when
+//     MCP_TEST_REQUIRE=1 (CI sets it, so a missing component can never turn
+//     into a silently green run).
+//
+// A package that uses Containerd or Registry must therefore have
+//
+//	func TestMain(m *testing.M) { testenv.Main(m) }
+//
+// Tests that must stop, restart or wipe a daemon (crash and recovery tests)
+// start their own with StartContainerd or StartRegistry instead of sharing.
+package testenv
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+)
+
+// Environment variables read by this package.
+const (
+	// EnvContainerd is the path of the socket of a running containerd.
+	EnvContainerd = "MCP_TEST_CONTAINERD"
+	// EnvRegistry is the host:port of a running plain-HTTP OCI registry
+	// without authentication.
+	EnvRegistry = "MCP_TEST_REGISTRY"
+	// EnvRequire, when "1", makes a missing component fail the test
+	// instead of skipping it.
+	EnvRequire = "MCP_TEST_REQUIRE"
+)
+
+// hint is how to get the components, appended to every skip or failure.
+const hint = "run the tests as root with the Debian packages containerd, runc and docker-registry installed, or run .ci/run"
+
+// Required reports whether missing components must fail tests (EnvRequire=1).
+func Required() bool { return os.Getenv(EnvRequire) == "1" }
+
+// Missing stops the test because a component it needs is not there: a skip
+// normally, a failure when MCP_TEST_REQUIRE=1. The message should say what
+// is missing and how to get it.
+func Missing(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if Required() {
+		t.Fatalf("%s (%s=1, so this is a failure, not a skip)", msg, EnvRequire)
+	}
+	t.Skip(msg)
+}
+
+var (
+	mainMu     sync.Mutex
+	mainActive bool
+	atExit     []func()
+)
+
+// Main runs the package's tests, then stops every daemon this package
+// started for the test binary and removes its files. Call it from TestMain.
+func Main(m *testing.M) {
+	mainMu.Lock()
+	mainActive = true
+	mainMu.Unlock()
+
+	code := m.Run()
+
+	mainMu.Lock()
+	fns := atExit
+	atExit = nil
+	mainMu.Unlock()
+	for i := len(fns) - 1; i >= 0; i-- {
+		fns[i]()
+	}
+	os.Exit(code)
+}
+
+// onExit registers f to run when Main returns. Shared daemons need it: a
+// package without testenv.Main would leak them, so that is a test failure.
+func onExit(t testing.TB, f func()) bool {
+	t.Helper()
+	mainMu.Lock()
+	defer mainMu.Unlock()
+	if !mainActive {
+		t.Fatal("testenv: this package starts a shared daemon, so it needs " +
+			"func TestMain(m *testing.M) { testenv.Main(m) } to stop it after the tests")
+		return false
+	}
+	atExit = append(atExit, f)
+	return true
+}
+
+// RandomID returns n random bytes in hex, for names that must not collide
+// across tests, packages and runs.
+func RandomID(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand does not fail on Linux
+	}
+	return hex.EncodeToString(b)
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago. The
+// port is released before returning, so another process may take it: use
+// it at once, and retry on a bind error where it matters.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	p, err := freePort()
+	if err != nil {
+		t.Fatalf("testenv: free port: %v", err)
+	}
+	return p
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	_, p, err := net.SplitHostPort(ln.Addr().String())
+	if err != nil {
+		return 0, err
+	}
+	return strconv.Atoi(p)
+}
+
+// isRoot reports whether the test runs as root, which containerd needs.
+func isRoot() bool { return os.Geteuid() == 0 }
