@@ -70,6 +70,9 @@ func assignRouteEnv(r *report, routes []Route, routePaths []string) {
 				break
 			}
 			if j, dup := owner[v]; dup {
+				if routes[i].Name != "" && routes[i].Name == routes[j].Name {
+					continue // reported as a duplicate route name
+				}
 				if routes[i].Name == "" && routes[j].Name == "" {
 					r.errorf(routePaths[i], "a second unnamed route: %s already gets $PORT; give each route of a multi-route component a name (it becomes $PORT_<NAME>)", routePaths[j])
 				} else {

@@ -25,6 +25,10 @@ func parseLegacyPort(r *report, at, s string) (int, string, bool) {
 			return 0, "", false
 		}
 	}
+	if strings.Contains(spec, "-") {
+		r.errorf(at, "%s: port ranges are not supported; list each port", quoteShort(s))
+		return 0, "", false
+	}
 	var ip, host, cont string
 	if strings.HasPrefix(spec, "[") {
 		end := strings.Index(spec, "]:")
@@ -65,7 +69,7 @@ func parseLegacyPort(r *report, at, s string) (int, string, bool) {
 		return 0, "", false
 	}
 	if hp != cp {
-		r.errorf(at, "%s maps host port %d to container port %d, but containers now use host networking and the agent assigns host ports: "+
+		r.errorf(at, "%q maps host port %d to container port %d, but containers now use host networking and the agent assigns host ports: "+
 			"replace it with a route ([[components.routes]] with port = %d and mode = \"l4\" or \"l7\") and have the service listen on $PORT",
 			s, hp, cp, cp)
 		return 0, "", false
@@ -74,10 +78,6 @@ func parseLegacyPort(r *report, at, s string) (int, string, bool) {
 }
 
 func legacyPortNumber(r *report, at, entry, s string) (int, bool) {
-	if strings.Contains(s, "-") {
-		r.errorf(at, "%s: port ranges are not supported; list each port", quoteShort(entry))
-		return 0, false
-	}
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 1 || n > 65535 {
 		r.errorf(at, "%s: %s is not a port in 1-65535", quoteShort(entry), quoteShort(s))

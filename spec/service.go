@@ -144,9 +144,8 @@ func (ps *parsed) parseComponent(ci int, ct *table, p *Platform, platformOK bool
 	svc := &ps.svc
 	c := Component{User: p.Defaults.User, Restart: p.Defaults.Restart}
 	if name, ok := ct.str("name"); ok {
-		if checkLabel(r, ct.at("name"), "component name", name) {
-			c.Name = name
-		}
+		checkLabel(r, ct.at("name"), "component name", name)
+		c.Name = name
 	} else if _, present := ct.m["name"]; !present {
 		r.errorf(ct.at("name"), "missing: every component needs a name")
 	}
@@ -293,7 +292,10 @@ func (ps *parsed) parseRoute(rt *table, p *Platform, platformOK bool) Route {
 	r := ps.rep
 	svc := &ps.svc
 	var route Route
-	if name, ok := rt.str("name"); ok && checkLabel(r, rt.at("name"), "route name", name) {
+	if name, ok := rt.str("name"); ok {
+		// Kept even when invalid, so that the name checks below still
+		// see it (the file is rejected anyway).
+		checkLabel(r, rt.at("name"), "route name", name)
 		route.Name = name
 	}
 	if n, ok := rt.port("port"); ok {

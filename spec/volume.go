@@ -90,7 +90,11 @@ func parseVolume(r *report, at, service, s string, p *Platform) (Volume, bool) {
 			in = in || inside(v.Host, root)
 		}
 		if !in {
-			r.errorf(at, "host path %s is outside what this service may mount: %s", quoteShort(v.Host), strings.Join(roots, ", "))
+			limited := ""
+			if len(p.Limits.VolumeRoots) > 0 {
+				limited = " (narrowed by [limits] volume_roots in mcp.toml)"
+			}
+			r.errorf(at, "host path %s is outside what this service may mount: %s%s", quoteShort(v.Host), strings.Join(roots, ", "), limited)
 			ok = false
 		}
 	}
