@@ -60,7 +60,11 @@ type hashComponent struct {
 // invalid services, and the recorded state (each deployed service's spec
 // hash and component states, and every lease). The order of the slices in
 // in does not matter. Compute sets Plan.Hash to it.
-func Hash(in Input) string {
+func Hash(in Input) string { return hashInput(&in, nil) }
+
+// hashInput is Hash with the desired services' spec hashes already
+// computed (index for index), or nil to compute them.
+func hashInput(in *Input, specHashes []string) string {
 	d := hashDoc{
 		Format: hashFormat, Planner: Version, Node: in.Node, Domain: in.Domain,
 		Features: in.Features, AllowRemoveAll: in.AllowRemoveAll,
@@ -70,7 +74,13 @@ func Hash(in Input) string {
 		Leases:  slices.Clone(in.Actual.Leases),
 	}
 	for i := range in.Desired {
-		d.Desired = append(d.Desired, hashService{Name: in.Desired[i].Name, SpecHash: spec.Hash(in.Desired[i])})
+		var h string
+		if specHashes != nil {
+			h = specHashes[i]
+		} else {
+			h = spec.Hash(in.Desired[i])
+		}
+		d.Desired = append(d.Desired, hashService{Name: in.Desired[i].Name, SpecHash: h})
 	}
 	slices.SortFunc(d.Desired, func(a, b hashService) int {
 		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.SpecHash, b.SpecHash))

@@ -169,12 +169,11 @@ func sortedKeys[V any](m map[string]V) []string {
 // Display forms used in Change values, so that the text and JSON forms
 // agree and an absent value is never confused with an empty one.
 const (
-	none         = "(none)"
-	afterApply   = "(known after apply)"
-	fixedPrefix  = "fixed:"
-	slotNameA    = "a"
-	slotNameB    = "b"
-	healthDetail = "until healthy"
+	none        = "(none)"
+	afterApply  = "(known after apply)"
+	fixedPrefix = "fixed:"
+	slotNameA   = "a"
+	slotNameB   = "b"
 )
 
 func quote(s string) string { return strconv.Quote(s) }

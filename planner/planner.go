@@ -36,8 +36,12 @@ func Compute(in Input) *Plan {
 		p.bySvc[l.Service] = append(p.bySvc[l.Service], l)
 	}
 
-	out := &Plan{Version: Version, Node: in.Node, Hash: Hash(in), Steps: []Step{}}
-	desired, hashes := p.desired()
+	specHashes := make([]string, len(in.Desired))
+	for i := range in.Desired {
+		specHashes[i] = spec.Hash(in.Desired[i])
+	}
+	out := &Plan{Version: Version, Node: in.Node, Hash: hashInput(&in, specHashes), Steps: []Step{}}
+	desired, hashes := p.desired(specHashes)
 	invalid := p.invalid(desired)
 	for _, inv := range invalid {
 		_, deployed := in.Actual.Services[inv.Name]
@@ -196,12 +200,11 @@ func (s *svcPlan) summary() ServicePlan {
 // desired returns the valid desired services by name. Names are unique in a
 // valid repo; should two services share one, the one with the lowest spec
 // hash wins so the result does not depend on input order.
-func (p *planner) desired() (map[string]*spec.Service, map[string]string) {
+func (p *planner) desired(specHashes []string) (map[string]*spec.Service, map[string]string) {
 	d := make(map[string]*spec.Service, len(p.in.Desired))
 	h := make(map[string]string, len(p.in.Desired))
 	for i := range p.in.Desired {
-		s := &p.in.Desired[i]
-		sh := spec.Hash(*s)
+		s, sh := &p.in.Desired[i], specHashes[i]
 		if old, ok := h[s.Name]; ok && old <= sh {
 			continue
 		}
@@ -430,7 +433,6 @@ func (p *planner) diffComponent(s *svcPlan, name string) {
 	case w != nil && w.comp.Image != h.comp.Image:
 		p.add(s, &node{Step: Step{ID: imageID(s.name, name), Component: name, Kind: KindImage, Action: ActionUpdate,
 			Reason:   versionChange(h.comp, w.comp),
-			Detail:   w.comp.Image,
 			Changes:  []Change{{Field: "image", Old: quote(h.comp.Image), New: quote(w.comp.Image)}},
 			Deferred: []string{"digest: resolved at pull"}}})
 	}
@@ -457,7 +459,7 @@ func (p *planner) diffComponent(s *svcPlan, name string) {
 	}
 	if started && f.Health {
 		p.add(s, &node{Step: Step{ID: healthID(s.name, name, slot), Component: name, Slot: slotName(slot), Kind: KindHealth,
-			Action: ActionWait, Reason: "wait until " + rname + " is healthy before routing to it", Detail: healthDetail}})
+			Action: ActionWait, Reason: "wait until " + rname + " is healthy"}})
 	}
 
 	if !f.Routes {
@@ -845,7 +847,7 @@ func (p *planner) guard(desired map[string]*spec.Service, invalid []spec.Invalid
 	if len(names) > 5 {
 		list = strings.Join(names[:5], ", ") + fmt.Sprintf(" and %d more", len(names)-5)
 	}
-	return fmt.Sprintf("refusing to remove every deployed service at once (%d: %s): the desired state "+
+	return fmt.Sprintf("the plan would remove every deployed service at once (%d: %s): the desired state "+
 		"places none of them on node %q any more, which usually means an empty or wrong checkout; "+
 		"no removal is planned. To remove them all, allow it explicitly (--allow-remove-all)",
 		len(names), list, p.in.Node)
