@@ -167,8 +167,12 @@ func readDefinition(fsys fs.FS, name string, r *report) ([]byte, error) {
 	case fi.Mode()&fs.ModeSymlink != 0:
 		r.errorf("", "is a symbolic link, which is refused: definitions must be regular files of the repository")
 		return nil, nil
+	case fi.IsDir():
+		r.errorf("", "is a directory; a service definition is a file")
+		return nil, nil
 	case !fi.Mode().IsRegular():
-		r.errorf("", "is not a regular file (mode %s)", fi.Mode())
+		// Reading a FIFO or a device could block or never end.
+		r.errorf("", "is not a regular file")
 		return nil, nil
 	case fi.Size() > MaxFileSize:
 		r.errorf("", "is %d bytes, more than the limit of %d", fi.Size(), MaxFileSize)

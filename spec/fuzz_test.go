@@ -1,0 +1,55 @@
+package spec
+
+import (
+	"testing"
+	"testing/fstest"
+)
+
+// FuzzLoad feeds arbitrary mcp.toml and service files through Load. Besides
+// not panicking, a load must account for every service file exactly once
+// (valid or invalid), never accept a file it reported an error for, and
+// give the same diagnostics twice.
+func FuzzLoad(f *testing.F) {
+	f.Add([]byte(testPlatform), []byte("name = \"a\"\nnode = \"rift\"\nversion = \"v1\"\n[[components]]\nname = \"a\"\n"), []byte(""))
+	f.Fuzz(func(t *testing.T, platform, a, b []byte) {
+		fsys := fstest.MapFS{
+			"mcp.toml":        {Data: platform},
+			"services/a.toml": {Data: a},
+			"services/b.toml": {Data: b},
+		}
+		repo, err := Load(fsys)
+		if err != nil {
+			t.Fatalf("Load returned an I/O error for in-memory input: %v", err)
+		}
+		seen := map[string]int{}
+		for _, s := range repo.Services {
+			seen[s.File]++
+			_ = Hash(s)
+			for _, d := range repo.Diagnostics {
+				if d.File == s.File && d.Severity == SeverityError {
+					t.Fatalf("%s accepted despite %v", s.File, d)
+				}
+			}
+		}
+		for _, i := range repo.Invalid {
+			seen[i.File]++
+			if !i.Diagnostics.HasErrors() {
+				t.Fatalf("%s invalid without an error", i.File)
+			}
+		}
+		for _, file := range []string{"services/a.toml", "services/b.toml"} {
+			if seen[file] != 1 {
+				t.Fatalf("%s listed %d times", file, seen[file])
+			}
+		}
+		for _, d := range repo.Diagnostics {
+			if d.File == "" || d.Message == "" {
+				t.Fatalf("diagnostic without file or message: %#v", d)
+			}
+		}
+		again, _ := Load(fsys)
+		if again.Diagnostics.Error() != repo.Diagnostics.Error() {
+			t.Fatalf("diagnostics differ between two loads:\n%v\n---\n%v", repo.Diagnostics, again.Diagnostics)
+		}
+	})
+}
