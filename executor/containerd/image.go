@@ -47,13 +47,14 @@ func (d *Driver) EnsureImage(ctx context.Context, ref string) (string, error) {
 			var rerr error
 			img, rerr = d.restore(ctx, ref, rs)
 			if rerr != nil {
-				if errdefs.IsNotFound(rerr) {
+				if errors.Is(rerr, errNoArchive) {
 					return "", err // no copy of ours: the pull error is the story
 				}
 				return "", errors.Join(err, rerr)
 			}
 			d.log.Warn("pull failed, image restored from mcp's archive",
 				"ref", ref, "digest", img.Target.Digest, "error", err)
+			err = nil
 		}
 	}
 	if err != nil {
@@ -161,8 +162,11 @@ func (d *Driver) writeArchive(ctx context.Context, dg digest.Digest, names []str
 	return nil
 }
 
-// restore imports mcp's archive of ref into containerd. It returns a
-// NotFound error when mcp has no copy.
+// errNoArchive: mcp has no copy of the image.
+var errNoArchive = errors.New("no archive of this image")
+
+// restore imports mcp's archive of ref into containerd. It returns
+// errNoArchive when mcp has no copy.
 func (d *Driver) restore(ctx context.Context, ref string, rs reference.Spec) (images.Image, error) {
 	path, err := d.findArchive(rs, ref)
 	if err != nil {
@@ -191,11 +195,11 @@ func (d *Driver) restore(ctx context.Context, ref string, rs reference.Spec) (im
 func (d *Driver) findArchive(rs reference.Spec, ref string) (string, error) {
 	if dg := rs.Digest(); dg != "" {
 		if dg.Validate() != nil {
-			return "", fmt.Errorf("restore image %s: bad digest: %w", ref, errdefs.ErrNotFound)
+			return "", fmt.Errorf("restore image %s: bad digest: %w", ref, errNoArchive)
 		}
 		p := d.archivePath(dg)
 		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("restore image %s: no archive: %w", ref, errdefs.ErrNotFound)
+			return "", fmt.Errorf("restore image %s: %w", ref, errNoArchive)
 		}
 		return p, nil
 	}
@@ -219,7 +223,7 @@ func (d *Driver) findArchive(rs reference.Spec, ref string) (string, error) {
 			}
 		}
 	}
-	return "", fmt.Errorf("restore image %s: no archive: %w", ref, errdefs.ErrNotFound)
+	return "", fmt.Errorf("restore image %s: %w", ref, errNoArchive)
 }
 
 // archiveNames reads the image names recorded in an OCI archive's index.
