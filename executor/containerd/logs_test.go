@@ -74,7 +74,7 @@ func TestRotateLogsUnderARunningTask(t *testing.T) {
 	if err := d.RotateLogs(ctx, 1, 3); err != nil {
 		t.Fatalf("RotateLogs: %v", err)
 	}
-	if old := readFile(t, s.LogPath + ".1"); !strings.Contains(old, "/env/BEFORE") {
+	if old := readFile(t, s.LogPath+".1"); !strings.Contains(old, "/env/BEFORE") {
 		t.Fatalf("rotated copy lacks the old lines:\n%s", old)
 	}
 	httpGet(t, port, "/env/AFTER", 5*time.Second)
