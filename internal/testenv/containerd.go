@@ -232,6 +232,11 @@ disabled_plugins = [
 [ttrpc]
   address = %q
 
+# "isolated": a namespace never reuses blobs another namespace pulled, so
+# each test (and each benchmark) pulls from a cold cache.
+[plugins."io.containerd.metadata.v1.bolt"]
+  content_sharing_policy = "isolated"
+
 [plugins."io.containerd.internal.v1.opt"]
   path = %q
 `, d.Root, d.State, d.Address, d.Address+".ttrpc", filepath.Join(d.Dir, "opt"))

@@ -121,6 +121,7 @@ func TestRegistryWithAuth(t *testing.T) {
 
 // Everything a test leaves in its namespace is gone once it ends.
 func TestNamespaceCleanup(t *testing.T) {
+	address, _ := Containerd(t) // skips here if there is no containerd
 	reg := Registry(t)
 	ref := TestImage(t, reg, UniqueRepo("testenv/cleanup"), "v1")
 	var ns string
@@ -136,7 +137,6 @@ func TestNamespaceCleanup(t *testing.T) {
 	if ns == "" {
 		t.Fatal("subtest did not run")
 	}
-	address, _ := Containerd(t)
 	c, err := client.New(address)
 	if err != nil {
 		t.Fatal(err)
