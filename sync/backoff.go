@@ -42,15 +42,17 @@ func NewBackoff(min, max time.Duration, src rand.Source) *Backoff {
 func (b *Backoff) Next() time.Duration {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	ceil := b.max
-	// Doubling min attempt+1 times, stopping as soon as the cap is hit so
-	// the shift never overflows.
-	if d := b.min; b.attempt < 62 {
-		for i := 0; i <= b.attempt && d < b.max; i++ {
-			d *= 2
+	// Double min attempt+1 times, stopping at the cap (which also keeps
+	// the doubling from overflowing).
+	ceil := b.min
+	for i := 0; i <= b.attempt && ceil < b.max; i++ {
+		if ceil > b.max/2 {
+			ceil = b.max
+			break
 		}
-		ceil = min(d, b.max)
+		ceil *= 2
 	}
+	ceil = min(ceil, b.max)
 	b.attempt++
 	span := int64(ceil - b.min)
 	if span <= 0 {

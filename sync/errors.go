@@ -27,8 +27,9 @@ var (
 	// ErrHostKey: the ssh host key is unknown or does not match
 	// known_hosts.
 	ErrHostKey = errors.New("ssh host key not trusted")
-	// ErrRepositoryNotFound: no repository at that URL.
-	ErrRepositoryNotFound = errors.New("repository not found")
+	// ErrRepositoryNotFound: no repository at that URL. It is go-git's own
+	// sentinel, so messages do not say it twice.
+	ErrRepositoryNotFound = transport.ErrRepositoryNotFound
 	// ErrBranchNotFound: the repository has no such branch (or no
 	// branches at all).
 	ErrBranchNotFound = errors.New("branch not found")

@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"crypto/subtle"
+	"io"
 	"net"
 	"net/http"
 	"net/http/cgi"
@@ -53,6 +54,9 @@ func GitHTTPHandler(t testing.TB, bareDir string, opts ...GitHTTPOption) http.Ha
 			"GIT_CONFIG_GLOBAL=" + os.DevNull,
 		},
 		InheritEnv: []string{"PATH"},
+		// http-backend complains on stderr about every 404; the status is
+		// what tests look at.
+		Stderr: io.Discard,
 	}
 	if c.user != "" {
 		next := h
