@@ -20,19 +20,19 @@ import (
 // DependsOn still names an earlier step.
 func (p *planner) order() []Step {
 	n := len(p.nodes)
+	for i, nd := range p.nodes {
+		nd.pos = i
+	}
 	indeg := make([]int, n)
 	dependents := make([][]int, n)
 	for i, nd := range p.nodes {
-		slices.Sort(nd.deps)
-		nd.deps = slices.Compact(nd.deps)
 		kept := nd.deps[:0]
-		for _, id := range nd.deps {
-			j, ok := p.index[id]
-			if !ok {
-				continue
+		for _, d := range nd.deps {
+			if d.pos < 0 || slices.Contains(kept, d) {
+				continue // dropped, or listed twice
 			}
-			kept = append(kept, id)
-			dependents[j] = append(dependents[j], i)
+			kept = append(kept, d)
+			dependents[d.pos] = append(dependents[d.pos], i)
 			indeg[i]++
 		}
 		nd.deps = kept
@@ -45,54 +45,56 @@ func (p *planner) order() []Step {
 		}
 	}
 	heap.Init(h)
-	pos := make([]int, n) // position in the output, -1 while waiting
-	for i := range pos {
-		pos[i] = -1
-	}
-	out := make([]Step, 0, n)
-	emit := func(i int) {
-		pos[i] = len(out)
-		out = append(out, p.nodes[i].Step)
+	done := make([]bool, n)
+	seq := make([]*node, 0, n)
+	for len(seq) < n {
+		if h.Len() == 0 {
+			p.breakCycle(done, indeg, h)
+		}
+		i := heap.Pop(h).(int)
+		done[i] = true
+		seq = append(seq, p.nodes[i])
 		for _, d := range dependents[i] {
 			if indeg[d]--; indeg[d] == 0 {
 				heap.Push(h, d)
 			}
 		}
 	}
-	for len(out) < n {
-		if h.Len() == 0 {
-			p.breakCycle(pos, indeg, h)
-		}
-		emit(heap.Pop(h).(int))
-	}
 
-	// DependsOn in execution order, which is also how they read best.
-	for i := range out {
-		nd := p.nodes[p.index[out[i].ID]]
+	out := make([]Step, n)
+	for i, nd := range seq {
+		nd.pos = i
+	}
+	for i, nd := range seq {
+		out[i] = nd.Step
 		if len(nd.deps) == 0 {
 			continue
 		}
-		deps := slices.Clone(nd.deps)
-		slices.SortFunc(deps, func(a, b string) int { return cmp.Compare(pos[p.index[a]], pos[p.index[b]]) })
-		out[i].DependsOn = deps
+		// DependsOn in execution order, which is also how they read best.
+		slices.SortFunc(nd.deps, func(a, b *node) int { return cmp.Compare(a.pos, b.pos) })
+		ids := make([]string, len(nd.deps))
+		for j, d := range nd.deps {
+			ids[j] = d.ID
+		}
+		out[i].DependsOn = ids
 	}
 	return out
 }
 
 // breakCycle releases the smallest waiting step, dropping its links to
 // steps not yet emitted.
-func (p *planner) breakCycle(pos, indeg []int, h *nodeHeap) {
+func (p *planner) breakCycle(done []bool, indeg []int, h *nodeHeap) {
 	best := -1
 	for i := range p.nodes {
-		if pos[i] < 0 && indeg[i] > 0 && (best < 0 || h.less(i, best)) {
+		if !done[i] && indeg[i] > 0 && (best < 0 || h.less(i, best)) {
 			best = i
 		}
 	}
 	nd := p.nodes[best]
 	kept := nd.deps[:0]
-	for _, id := range nd.deps {
-		if pos[p.index[id]] >= 0 {
-			kept = append(kept, id)
+	for _, d := range nd.deps {
+		if done[d.pos] {
+			kept = append(kept, d)
 		}
 	}
 	nd.deps = kept

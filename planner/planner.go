@@ -20,7 +20,6 @@ func Compute(in Input) *Plan {
 		in:     &in,
 		leases: make(map[string]registry.Lease, len(in.Actual.Leases)),
 		bySvc:  map[string][]registry.Lease{},
-		index:  map[string]int{},
 	}
 	for _, l := range in.Actual.Leases {
 		k := l.Key()
@@ -80,7 +79,6 @@ type planner struct {
 	leases map[string]registry.Lease   // by Lease.Key()
 	bySvc  map[string][]registry.Lease // per service, sorted by key
 	nodes  []*node
-	index  map[string]int // step ID → position in nodes
 	// wantCert and wantRecord count the desired services that use each
 	// hostname: a hostname one service gives up while another keeps it is
 	// not removed (certificates and records are per hostname, not per
@@ -94,7 +92,8 @@ type node struct {
 	Step
 	svc  int // the service's position in the service order
 	rank int // tie-break inside the service (see rankOf)
-	deps []string
+	deps []*node
+	pos  int // index in planner.nodes, then in the output (order)
 	// Hostnames whose certificate this step's resource reads: needsCert
 	// after the step (create/update), usedCert before it (update/remove).
 	needsCert, usedCert []string
@@ -244,7 +243,14 @@ func (p *planner) services(desired map[string]*spec.Service, hashes map[string]s
 	for name, s := range desired {
 		sp := &svcPlan{name: name, spec: s, hash: hashes[name], want: newModel(s, f, dom), kind: svcNew, have: emptyModel}
 		if d, ok := p.in.Actual.Services[name]; ok {
-			sp.dep, sp.kind, sp.have = &d, svcChanged, newModel(&d.Spec, f, dom)
+			sp.dep, sp.kind = &d, svcChanged
+			if d.SpecHash == sp.hash {
+				// Same definition: the same model. The agent plans every
+				// poll, and then nearly every service is unchanged.
+				sp.have = sp.want
+			} else {
+				sp.have = newModel(&d.Spec, f, dom)
+			}
 		}
 		add(sp)
 	}
@@ -399,7 +405,6 @@ func (p *planner) add(s *svcPlan, n *node) *node {
 	n.Service = s.name
 	n.svc = s.idx
 	n.rank = rankOf(n.Kind, n.Action)
-	p.index[n.ID] = len(p.nodes)
 	p.nodes = append(p.nodes, n)
 	return n
 }
@@ -411,8 +416,10 @@ func (p *planner) diffService(s *svcPlan) {
 		p.diffComponent(s, name)
 	}
 	p.diffLeases(s)
-	p.diffCerts(s)
-	p.diffRecords(s)
+	if s.want != s.have {
+		p.diffCerts(s)
+		p.diffRecords(s)
+	}
 	linkService(p.nodes[first:])
 }
 
@@ -586,6 +593,9 @@ func containerReason(old, new *spec.Component, ch []Change) string {
 // hostname are proxy matters and do not touch the container; the host ports
 // leased for its routes do, through the environment.
 func (p *planner) containerChanges(svc string, slot int, w, h *compModel) []Change {
+	if w == h && p.leased(svc, slot, w) {
+		return nil // same definition, same ports
+	}
 	var ch []Change
 	if h.comp.Image != w.comp.Image {
 		ch = append(ch, Change{Field: "image", Old: quote(h.comp.Image), New: quote(w.comp.Image), Forces: true})
@@ -617,6 +627,16 @@ func (p *planner) containerChanges(svc string, slot int, w, h *compModel) []Chan
 		ch = append(ch, Change{Field: "restart", Old: quote(h.comp.Restart), New: quote(w.comp.Restart), Forces: true})
 	}
 	return ch
+}
+
+// leased reports whether every route of c has its lease in slot.
+func (p *planner) leased(svc string, slot int, c *compModel) bool {
+	for _, k := range c.keys {
+		if _, ok := p.leases[registry.LeaseKey(svc, c.comp.Name, k, slot)]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // env is the container's environment in display form: declared variables
@@ -763,7 +783,7 @@ func linkService(ns []*node) {
 	for _, n := range ns {
 		for _, m := range ns {
 			if n != m && dependsOn(n, m) {
-				n.deps = append(n.deps, m.ID)
+				n.deps = append(n.deps, m)
 			}
 		}
 	}
@@ -821,7 +841,7 @@ func (p *planner) crossServiceEdges() {
 	for _, n := range p.nodes {
 		for _, r := range releases[n.acquires] {
 			if r != n {
-				n.deps = append(n.deps, r.ID)
+				n.deps = append(n.deps, r)
 			}
 		}
 	}
@@ -860,12 +880,10 @@ func (p *planner) dropRemovals() {
 	for _, n := range p.nodes {
 		if n.Action != ActionRemove {
 			kept = append(kept, n)
+		} else {
+			n.pos = -1
 		}
 	}
 	clear(p.nodes[len(kept):])
 	p.nodes = kept
-	clear(p.index)
-	for i, n := range p.nodes {
-		p.index[n.ID] = i
-	}
 }
