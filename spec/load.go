@@ -55,7 +55,7 @@ func Load(fsys fs.FS) (*Repo, error) {
 		repo.Platform = Platform{Defaults: Defaults{User: DefaultUser, Restart: DefaultRestart, Tier: DefaultTier}}
 	}
 	repo.PlatformValid = !prep.failed()
-	repo.Diagnostics = append(repo.Diagnostics, prep.diags...)
+	repo.Diagnostics = append(repo.Diagnostics, prep.capped()...)
 
 	files, listDiags, err := listServices(fsys)
 	if err != nil {
@@ -73,7 +73,9 @@ func Load(fsys fs.FS) (*Repo, error) {
 
 	var all []*parsed
 	for _, f := range files {
-		rep := &report{file: f}
+		// The file name, not the `name` key, is the service's identity: a
+		// typo in `name` must not look like the service was removed.
+		rep := &report{file: f, service: baseName(f)}
 		data, err := readDefinition(fsys, f, rep)
 		if err != nil {
 			return nil, err
@@ -89,6 +91,7 @@ func Load(fsys fs.FS) (*Repo, error) {
 	}
 	checkAcross(all)
 	for _, ps := range all {
+		ps.rep.diags = ps.rep.capped()
 		repo.Diagnostics = append(repo.Diagnostics, ps.rep.diags...)
 		if ps.rep.failed() {
 			repo.Invalid = append(repo.Invalid, ps.invalid())
@@ -103,8 +106,6 @@ func Load(fsys fs.FS) (*Repo, error) {
 func (ps *parsed) invalid() Invalid {
 	ds := append(Diagnostics(nil), ps.rep.diags...)
 	sortDiagnostics(ds)
-	// The file name, not the `name` key, is the service's identity: a
-	// typo in `name` must not look like the service was removed.
 	return Invalid{Name: ps.base, File: ps.file, Node: ps.node, Diagnostics: ds}
 }
 

@@ -499,3 +499,15 @@ func TestSuggest(t *testing.T) {
 		}
 	}
 }
+
+func TestDiagnosticsCappedPerFile(t *testing.T) {
+	body := "name = \"bad\"\nnode = \"rift\"\nversion = \"v1\"\n[[components]]\nname = \"a\"\nenv = [" + strings.Repeat("\"PORT=1\",", 500) + "]\n"
+	repo := mustLoad(t, repoFS(testPlatform, map[string]string{"bad": body}))
+	if n := len(repo.Diagnostics); n != MaxFileDiagnostics+1 {
+		t.Fatalf("%d diagnostics", n)
+	}
+	// The count has no key path, so it sorts first in its file.
+	if first := repo.Diagnostics[0]; first.Error() != "services/bad.toml: 400 more problems not shown; the first 100 follow" {
+		t.Errorf("first = %s", first.Error())
+	}
+}

@@ -29,7 +29,7 @@ type parsed struct {
 // it cannot, checks that need it (node, hostnames, registry, listeners)
 // are skipped and the service is reported invalid anyway.
 func parseService(file, base string, data []byte, p *Platform, platformOK bool) *parsed {
-	ps := &parsed{file: file, base: base, rep: &report{file: file}, routePaths: map[[2]int]string{}, fixedPaths: map[[2]int]string{}}
+	ps := &parsed{file: file, base: base, rep: &report{file: file, service: base}, routePaths: map[[2]int]string{}, fixedPaths: map[[2]int]string{}}
 	r := ps.rep
 	root, ok := decode(r, data)
 	if !ok {
@@ -41,7 +41,6 @@ func parseService(file, base string, data []byte, p *Platform, platformOK bool) 
 
 	if name, ok := root.str("name"); ok {
 		ps.name = name
-		r.service = name
 		if checkLabel(r, "name", "service name", name) && name != base {
 			r.errorf("name", "%q does not match the file name %s: a service named %q lives in services/%s.toml", name, file, name, name)
 		}

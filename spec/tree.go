@@ -32,6 +32,27 @@ func (r *report) warnf(path, format string, args ...any) {
 
 func (r *report) failed() bool { return r.diags.HasErrors() }
 
+// MaxFileDiagnostics caps the diagnostics shown per file: a generated file
+// with thousands of bad entries would otherwise bury every other problem.
+const MaxFileDiagnostics = 100
+
+// capped returns the file's diagnostics sorted, cut to MaxFileDiagnostics
+// plus one that counts the rest.
+func (r *report) capped() Diagnostics {
+	sortDiagnostics(r.diags)
+	if len(r.diags) <= MaxFileDiagnostics {
+		return r.diags
+	}
+	rest := r.diags[MaxFileDiagnostics:]
+	out := append(Diagnostics(nil), r.diags[:MaxFileDiagnostics]...)
+	sev := SeverityWarning
+	if rest.HasErrors() {
+		sev = SeverityError
+	}
+	out = append(out, Diagnostic{File: r.file, Message: fmt.Sprintf("%d more problems not shown; the first %d follow", len(rest), MaxFileDiagnostics), Severity: sev, Service: r.service})
+	return out
+}
+
 // table is one TOML table being checked. Every getter records the key as
 // known, so done can name the keys nobody asked for.
 type table struct {
