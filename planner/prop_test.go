@@ -148,15 +148,25 @@ func encode(t *testing.T, p *Plan) []byte {
 	return b.Bytes()
 }
 
-const propRuns = 500
+// propRuns is the number of random inputs per property; -short runs fewer.
+func propRuns() int {
+	if testing.Short() {
+		return 100
+	}
+	return 400
+}
 
-// Every DependsOn names a step of the plan that comes earlier, and IDs are
-// unique.
+// Every DependsOn names a step of the plan that comes earlier, IDs are
+// unique, and a refused plan removes nothing.
 func TestPropDependenciesPrecede(t *testing.T) {
 	g := gen{rand.New(rand.NewPCG(1, 2))}
-	for run := range propRuns {
+	for run := range propRuns() {
 		in := g.input()
+		in.AllowRemoveAll = g.r.IntN(2) == 0
 		p := Compute(in)
+		if _, _, r := p.Counts(); p.Refused != "" && r > 0 {
+			t.Fatalf("run %d: refused plan removes %d resources", run, r)
+		}
 		pos := map[string]int{}
 		for i, s := range p.Steps {
 			if _, dup := pos[s.ID]; dup {
@@ -182,7 +192,7 @@ func TestPropDependenciesPrecede(t *testing.T) {
 // Applying a plan and planning again yields nothing to do.
 func TestPropApplyConverges(t *testing.T) {
 	g := gen{rand.New(rand.NewPCG(3, 4))}
-	for run := range propRuns {
+	for run := range propRuns() {
 		in := g.input()
 		p := Compute(in)
 		next := in
@@ -201,7 +211,7 @@ func TestPropApplyConverges(t *testing.T) {
 // planning does not modify its input.
 func TestPropDeterministic(t *testing.T) {
 	g := gen{rand.New(rand.NewPCG(5, 6))}
-	for run := range propRuns {
+	for run := range propRuns() / 2 {
 		in := g.input()
 		before, _ := json.Marshal(in)
 		want := encode(t, Compute(in))
