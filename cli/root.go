@@ -67,6 +67,7 @@ node: host ports, containers, routes, certificates and DNS records.`,
 	root.AddCommand(
 		newValidateCmd(s),
 		newPlanCmd(s),
+		newAgentCmd(s),
 		newStatusCmd(s), newPsCmd(s), newLogsCmd(s), newSyncCmd(s),
 	)
 	return root

@@ -26,7 +26,8 @@ type Repair struct {
 //     or a crash interrupted its creation) is recreated from the registry
 //     and the spec alone, its image restored from mcp's own copy if needed;
 //   - one whose runtime hash differs (changed behind mcp's back) is replaced;
-//   - one whose task stopped is started again unless its policy is "no";
+//   - a stopped task is left to the restart supervisor, which applies the
+//     restart policy with backoff and reports crash loops;
 //   - a container labelled as mcp's that no recorded service claims (left
 //     by a crash mid-deploy, or by a removed service) is removed;
 //   - a port lease that no recorded service claims is released.
@@ -110,12 +111,8 @@ func (e *Executor) convergeComponent(ctx context.Context, d registry.Deployed, c
 		what = "recreated a missing container"
 	case c.Labels[LabelRuntimeHash] != cs.Labels[LabelRuntimeHash]:
 		what = "replaced a container whose runtime spec differs from the registry"
-	case c.Status == StatusRunning:
-		return "", nil
-	case comp.Restart == spec.RestartNo:
-		return "", nil // stopped on purpose by its policy
 	default:
-		what = "started a stopped container"
+		return "", nil
 	}
 	if c.ID == "" {
 		// The image may be gone too (containerd's root wiped): restore it.

@@ -1,0 +1,139 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"metacircular.net/mcp/api"
+	"metacircular.net/mcp/executor/containerd"
+	"metacircular.net/mcp/executor/ports"
+	"metacircular.net/mcp/registry"
+	gitsync "metacircular.net/mcp/sync"
+)
+
+// Daemon runs the agent on the real drivers named by cfg until ctx ends.
+// With once set it reconciles a single time and returns the outcome;
+// otherwise it also runs the restart supervisor and the local API. Either
+// way the workloads keep running after it returns.
+func Daemon(ctx context.Context, cfg *Config, log *slog.Logger, once bool) (Outcome, error) {
+	reg, err := registry.Open(cfg.RegistryPath())
+	if err != nil {
+		return Outcome{}, err
+	}
+	defer reg.Close()
+	if stored, err := reg.Node(ctx); err != nil {
+		return Outcome{}, fmt.Errorf("read registry: %w", err)
+	} else if stored != "" && stored != cfg.Node {
+		return Outcome{}, fmt.Errorf("%s: node: the registry in %s belongs to node %q, not %q; use another state_dir or fix node",
+			cfg.File, cfg.StateDir, stored, cfg.Node)
+	}
+	leaser, err := ports.New(reg, ports.WithRange(cfg.Ports.Lo, cfg.Ports.Hi))
+	if err != nil {
+		return Outcome{}, fmt.Errorf("%s: ports.range: %w", cfg.File, err)
+	}
+	regs := make(map[string]containerd.Registry, len(cfg.Registries))
+	for _, r := range cfg.Registries {
+		regs[r.Host] = containerd.Registry{Username: r.Username, PasswordFile: r.PasswordFile, PlainHTTP: r.PlainHTTP}
+	}
+	rt, err := containerd.New(ctx, containerd.Config{
+		Address:    cfg.Containerd.Address,
+		Namespace:  cfg.Containerd.Namespace,
+		StateDir:   cfg.StateDir,
+		Registries: regs,
+	}, containerd.WithLogger(log))
+	if err != nil {
+		return Outcome{}, fmt.Errorf("connect to containerd at %s (%s: containerd.address): %w", cfg.Containerd.Address, cfg.File, err)
+	}
+	defer rt.Close()
+	src, err := gitsync.New(gitsync.Config{
+		URL:              cfg.Git.URL,
+		Branch:           cfg.Git.Branch,
+		CacheDir:         cfg.GitCacheDir(),
+		SSHKeyFile:       cfg.Git.SSHKeyFile,
+		KnownHostsFile:   cfg.Git.KnownHostsFile,
+		HTTPUsername:     cfg.Git.HTTPUsername,
+		HTTPPasswordFile: cfg.Git.HTTPPasswordFile,
+		AllowBackwards:   cfg.Git.AllowBackwards,
+	}, gitsync.WithLogger(log))
+	if err != nil {
+		return Outcome{}, fmt.Errorf("%s: %w", cfg.File, err)
+	}
+	a := New(cfg, Deps{Registry: reg, Source: src, Runtime: rt, Ports: leaser, Logger: log})
+	if once {
+		return a.Once(ctx)
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 2)
+	sup := containerd.NewSupervisor(rt, containerd.WithEventHandler(a.supervisorEvent))
+	go func() { errc <- ignoreCanceled(sup.Run(ctx)) }()
+	srv := api.NewServer(a)
+	go func() {
+		if err := srv.Listen(ctx, cfg.API.Socket, cfg.API.SocketMode(), cfg.API.Group); err != nil {
+			errc <- fmt.Errorf("%s: api.socket: %w", cfg.File, err)
+			return
+		}
+		errc <- nil
+	}()
+	log.Info("agent started", "state_dir", cfg.StateDir, "repo", cfg.Git.URL, "branch", cfg.Git.Branch,
+		"socket", cfg.API.Socket, "namespace", cfg.Containerd.Namespace)
+	runErr := make(chan error, 1)
+	go func() { runErr <- a.Run(ctx) }()
+	select {
+	case err := <-runErr:
+		return a.Last(), err
+	case err := <-errc:
+		if err != nil {
+			cancel()
+			<-runErr
+			return a.Last(), err
+		}
+		return a.Last(), <-runErr
+	}
+}
+
+func ignoreCanceled(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// restartInfo is what the supervisor told about one container.
+type restartInfo struct {
+	Restarts  int
+	CrashLoop bool
+	LastExit  uint32
+	LastError string
+	When      time.Time
+}
+
+// supervisorEvent records restarts and crash loops for status. It must not
+// block: it runs on the supervisor's goroutines.
+func (a *Agent) supervisorEvent(e containerd.Event) {
+	if e.ID == "" {
+		a.log.Warn("containerd event stream", "event", string(e.Type), "err", e.Err)
+		return
+	}
+	a.mu.Lock()
+	ri := a.restarts[e.ID]
+	ri.When, ri.LastExit = e.Time, e.ExitCode
+	switch e.Type {
+	case containerd.EventRestarted:
+		ri.Restarts++
+	case containerd.EventCrashLooping:
+		ri.CrashLoop = true
+	case containerd.EventRestartFailed:
+		if e.Err != nil {
+			ri.LastError = e.Err.Error()
+		}
+	}
+	a.restarts[e.ID] = ri
+	a.mu.Unlock()
+	a.log.Warn("container exited", "container", e.ID, "event", string(e.Type), "exit_code", e.ExitCode,
+		"restarts", e.Restarts, "delay", e.Delay, "err", e.Err)
+}

@@ -1,0 +1,210 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"metacircular.net/mcp/executor"
+	"metacircular.net/mcp/planner"
+	"metacircular.net/mcp/registry"
+	"metacircular.net/mcp/spec"
+	gitsync "metacircular.net/mcp/sync"
+)
+
+// Results of one reconcile.
+const (
+	ResultOK      = "ok"      // every service converged
+	ResultPartial = "partial" // some services failed or are invalid; the rest converged
+	ResultFailed  = "failed"  // nothing could be planned (remote, repo or registry trouble)
+)
+
+// Outcome is what one reconcile did.
+type Outcome struct {
+	Started, Finished time.Time
+	Commit            string
+	PlanHash          string
+	Result            string
+	// Err is why the reconcile failed or was partial, for humans.
+	Err      string
+	Plan     *planner.Plan
+	Services []executor.ServiceResult
+	Invalid  []spec.Invalid
+	Repairs  []executor.Repair
+	// Warnings are non-blocking diagnostics of the repo.
+	Warnings spec.Diagnostics
+}
+
+// reconcile runs one pass of the loop: sync → spec → planner → executor →
+// converge → registry. It never returns early without converging: a remote
+// or repo failure still lets the node heal towards what it last applied.
+func (a *Agent) reconcile(ctx context.Context) Outcome {
+	out := Outcome{Started: a.now()}
+	defer func() {
+		out.Finished = a.now()
+		a.record(ctx, &out)
+	}()
+
+	rev, err := a.revision(ctx)
+	if err != nil {
+		out.Result, out.Err = ResultFailed, err.Error()
+		a.converge(ctx, &out)
+		return out
+	}
+	out.Commit = rev.Commit.String()
+
+	repo, err := spec.Load(rev.Tree)
+	if err != nil {
+		out.Result, out.Err = ResultFailed, fmt.Sprintf("read commit %s: %v", short(out.Commit), err)
+		a.converge(ctx, &out)
+		return out
+	}
+	desired, invalid := repo.ForNode(a.cfg.Node)
+	out.Invalid = invalid
+	for _, d := range repo.Diagnostics {
+		if d.Severity == spec.SeverityWarning {
+			out.Warnings = append(out.Warnings, d)
+		}
+	}
+
+	snap, err := a.reg.Snapshot(ctx)
+	if err != nil {
+		out.Result, out.Err = ResultFailed, fmt.Sprintf("read registry: %v", err)
+		return out
+	}
+	p := planner.Compute(planner.Input{
+		Node:           a.cfg.Node,
+		Desired:        desired,
+		Invalid:        invalid,
+		Actual:         snap,
+		Features:       a.features,
+		AllowRemoveAll: a.cfg.AllowRemoveAll,
+	})
+	out.Plan, out.PlanHash = p, p.Hash
+
+	res, err := a.exec.Apply(ctx, p, desired, out.Commit)
+	out.Services = res.Services
+	a.converge(ctx, &out)
+
+	switch {
+	case err != nil:
+		out.Result, out.Err = ResultFailed, err.Error()
+	case p.Refused != "":
+		out.Result, out.Err = ResultPartial, p.Refused
+	case res.Failed() || len(invalid) > 0 || !repo.PlatformValid:
+		out.Result, out.Err = ResultPartial, partialReason(res, invalid)
+	default:
+		out.Result = ResultOK
+	}
+	if out.Result != ResultFailed {
+		if err := a.reg.SetAppliedCommit(ctx, out.Commit); err != nil {
+			out.Result, out.Err = ResultFailed, fmt.Sprintf("record applied commit: %v", err)
+		}
+	}
+	return out
+}
+
+// revision fetches the branch head when it moved, and falls back to the
+// last fetched revision when the remote is unreachable, so a remote outage
+// never stops the node from converging on what it already knows.
+func (a *Agent) revision(ctx context.Context) (*gitsync.Revision, error) {
+	rev, err := a.src.Fetch(ctx)
+	if err != nil {
+		a.fetchFailures++
+		if a.rev != nil && errors.Is(err, gitsync.ErrUnreachable) {
+			a.log.Warn("remote unreachable; keeping the last fetched commit", "commit", a.rev.Commit.String(), "err", err)
+		}
+		return nil, fmt.Errorf("sync: %w", err)
+	}
+	a.fetchFailures = 0
+	applied, err := a.reg.AppliedCommit(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read applied commit: %w", err)
+	}
+	if applied != "" && applied != rev.Commit.String() {
+		prev, err := gitsync.ParseHash(applied)
+		if err != nil {
+			return nil, fmt.Errorf("registry's applied commit: %w", err)
+		}
+		move, err := a.src.Check(ctx, prev, rev.Commit)
+		if err != nil {
+			return nil, err
+		}
+		if move == gitsync.MoveDiverged || move == gitsync.MoveUnknown || move == gitsync.MoveBackwards {
+			a.log.Warn("branch history changed", "movement", move.String(), "from", short(applied), "to", short(rev.Commit.String()))
+		}
+	}
+	a.rev = rev
+	return rev, nil
+}
+
+func (a *Agent) converge(ctx context.Context, out *Outcome) {
+	repairs, err := a.exec.Converge(ctx)
+	out.Repairs = repairs
+	if err != nil {
+		a.log.Error("converge", "err", err)
+		if out.Err == "" {
+			out.Err = err.Error()
+		}
+		if out.Result == "" || out.Result == ResultOK {
+			out.Result = ResultPartial
+		}
+	}
+}
+
+func partialReason(res executor.Result, invalid []spec.Invalid) string {
+	failed, bad := 0, len(invalid)
+	for _, s := range res.Services {
+		if s.Err != nil {
+			failed++
+		}
+	}
+	return fmt.Sprintf("%d service(s) failed, %d invalid; the others converged", failed, bad)
+}
+
+// record keeps the outcome for status and appends it to the history.
+func (a *Agent) record(ctx context.Context, out *Outcome) {
+	a.mu.Lock()
+	a.last = *out
+	for _, s := range out.Services {
+		if s.Err != nil {
+			a.failures[s.Service] = s.Err.Error()
+		} else {
+			delete(a.failures, s.Service)
+		}
+	}
+	a.mu.Unlock()
+	_, err := a.reg.AppendHistory(context.WithoutCancel(ctx), registry.HistoryRecord{
+		Commit:   out.Commit,
+		PlanHash: out.PlanHash,
+		Result:   out.Result,
+		Error:    out.Err,
+		Time:     out.Started,
+		Duration: out.Finished.Sub(out.Started),
+	})
+	if err != nil {
+		a.log.Error("append history", "err", err)
+	}
+	level := a.log.Info
+	if out.Result != ResultOK {
+		level = a.log.Warn
+	}
+	level("reconciled", "commit", short(out.Commit), "plan", out.PlanHash, "result", out.Result,
+		"steps", stepCount(out.Plan), "repairs", len(out.Repairs), "err", out.Err,
+		"duration", out.Finished.Sub(out.Started).Round(time.Millisecond))
+}
+
+func stepCount(p *planner.Plan) int {
+	if p == nil {
+		return 0
+	}
+	return len(p.Steps)
+}
+
+func short(commit string) string {
+	if len(commit) > 12 {
+		return commit[:12]
+	}
+	return commit
+}
