@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 
+	"metacircular.net/mcp/registry"
 	"metacircular.net/mcp/spec"
 )
 
@@ -34,9 +35,21 @@ type compModel struct {
 	// running is true when the component should have a container: the
 	// service is active. An inactive service keeps its image and leases.
 	running bool
-	routes  map[string]spec.Route // by Route.Key()
-	keys    []string              // route keys, sorted
-	fixed   []int                 // fixed host ports, sorted, unique
+	// routes are sorted by key; a component has a handful, so a slice
+	// searched linearly beats a map.
+	routes []spec.Route
+	keys   []string // route keys, in the same order
+	fixed  []int    // fixed host ports, sorted, unique
+}
+
+// route returns the route with key k.
+func (c *compModel) route(k string) (spec.Route, bool) {
+	for i, key := range c.keys {
+		if key == k {
+			return c.routes[i], true
+		}
+	}
+	return spec.Route{}, false
 }
 
 // certUse says which consumers read a hostname's certificate.
@@ -81,14 +94,15 @@ func newModel(s *spec.Service, f Features, domain string) *model {
 		if _, dup := m.comps[c.Name]; dup {
 			continue
 		}
-		cm := &compModel{comp: c, running: s.Active, routes: make(map[string]spec.Route, len(c.Routes))}
-		for _, r := range c.Routes {
-			k := r.Key()
-			if _, dup := cm.routes[k]; dup {
-				continue
-			}
-			cm.routes[k] = r
-			cm.keys = append(cm.keys, k)
+		cm := &compModel{comp: c, running: s.Active}
+		if len(c.Routes) > 0 {
+			cm.routes = slices.Clone(c.Routes)
+			slices.SortStableFunc(cm.routes, func(a, b spec.Route) int { return strings.Compare(a.Key(), b.Key()) })
+			cm.routes = slices.CompactFunc(cm.routes, func(a, b spec.Route) bool { return a.Key() == b.Key() })
+			cm.keys = make([]string, len(cm.routes))
+		}
+		for i, r := range cm.routes {
+			cm.keys[i] = r.Key()
 			if !s.Active {
 				continue
 			}
@@ -109,15 +123,31 @@ func newModel(s *spec.Service, f Features, domain string) *model {
 				m.records[r.Hostname] = true
 			}
 		}
-		slices.Sort(cm.keys)
-		cm.fixed = slices.Clone(c.FixedPorts)
-		slices.Sort(cm.fixed)
-		cm.fixed = slices.Compact(cm.fixed)
+		if len(c.FixedPorts) > 0 {
+			cm.fixed = slices.Clone(c.FixedPorts)
+			slices.Sort(cm.fixed)
+			cm.fixed = slices.Compact(cm.fixed)
+		}
 		m.comps[c.Name] = cm
 		m.names = append(m.names, c.Name)
 	}
 	slices.Sort(m.names)
 	return m
+}
+
+// holds reports whether the lease is for a route or fixed port of the
+// model, in either slot (each route keeps a stable pair).
+func (m *model) holds(l registry.Lease) bool {
+	c := m.comps[l.Component]
+	if c == nil {
+		return false
+	}
+	if p, ok := strings.CutPrefix(l.Route, fixedPrefix); ok {
+		n, err := strconv.Atoi(p)
+		return err == nil && slices.Contains(c.fixed, n)
+	}
+	_, ok := c.route(l.Route)
+	return ok
 }
 
 // l4Hosts returns the hostnames of the component's L4 routes, sorted: the
@@ -127,8 +157,8 @@ func (c *compModel) l4Hosts(f Features) []string {
 		return nil
 	}
 	var hs []string
-	for _, k := range c.keys {
-		if r := c.routes[k]; r.Mode != spec.ModeL7 {
+	for _, r := range c.routes {
+		if r.Mode != spec.ModeL7 {
 			hs = append(hs, r.Hostname)
 		}
 	}

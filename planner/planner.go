@@ -446,7 +446,10 @@ func (p *planner) diffComponent(s *svcPlan, name string) {
 
 	// The container, and a health wait after it starts.
 	wRun, hRun := w != nil && w.running, h != nil && h.running
-	cid, rname := containerID(s.name, name, slot), runtimeName(s.name, name, slot)
+	var cid, rname string
+	if wRun || hRun {
+		cid, rname = containerID(s.name, name, slot), runtimeName(s.name, name, slot)
+	}
 	started := false
 	switch {
 	case wRun && !hRun:
@@ -479,15 +482,18 @@ func (p *planner) diffComponent(s *svcPlan, name string) {
 	if hRun {
 		hKeys = h.keys
 	}
+	if w == h {
+		return // same definition: same routes
+	}
 	for _, k := range unionSorted(wKeys, hKeys) {
 		var wr, hr *spec.Route
 		if wRun {
-			if r, ok := w.routes[k]; ok {
+			if r, ok := w.route(k); ok {
 				wr = &r
 			}
 		}
 		if hRun {
-			if r, ok := h.routes[k]; ok {
+			if r, ok := h.route(k); ok {
 				hr = &r
 			}
 		}
@@ -496,6 +502,9 @@ func (p *planner) diffComponent(s *svcPlan, name string) {
 }
 
 func (p *planner) diffRoute(s *svcPlan, comp string, slot int, key string, wr, hr *spec.Route, compNew, compGone bool) {
+	if wr != nil && hr != nil && wr.Port == hr.Port && wr.Mode == hr.Mode && wr.Hostname == hr.Hostname {
+		return
+	}
 	id := routeID(s.name, comp, key)
 	certs := p.in.Features.Certs
 	switch {
@@ -647,12 +656,12 @@ func (p *planner) env(svc string, slot int, c *compModel, missing string) map[st
 	for _, e := range c.comp.Env {
 		m[e.Name] = quote(e.Value)
 	}
-	for _, k := range c.keys {
+	for i, k := range c.keys {
 		v := missing
 		if l, ok := p.leases[registry.LeaseKey(svc, c.comp.Name, k, slot)]; ok {
 			v = strconv.Itoa(l.Port)
 		}
-		for _, n := range c.routes[k].EnvVars {
+		for _, n := range c.routes[i].EnvVars {
 			m[n] = v
 		}
 	}
@@ -665,31 +674,27 @@ func (p *planner) env(svc string, slot int, c *compModel, missing string) map[st
 // a defined component keeps its leases, in both slots, even while the
 // service is inactive: ports stay stable.
 func (p *planner) diffLeases(s *svcPlan) {
-	kept := map[string]bool{}
 	for _, name := range s.want.names {
 		c := s.want.comps[name]
 		h := s.have.comps[name]
 		slot := s.slot(name)
-		for _, k := range c.keys {
-			kept[name+"/"+k] = true
+		for i, k := range c.keys {
 			if _, ok := p.leases[registry.LeaseKey(s.name, name, k, slot)]; ok {
 				continue
 			}
 			reason := "port lease missing from the registry"
-			switch {
-			case h == nil:
+			if h == nil {
 				reason = reasonNewComp
-			case !hasKey(h.routes, k):
+			} else if _, ok := h.route(k); !ok {
 				reason = fmt.Sprintf("new route %q", k)
 			}
-			r := c.routes[k]
+			r := c.routes[i]
 			p.add(s, &node{Step: Step{ID: portID(s.name, name, k, slot), Component: name, Route: k, Slot: slotName(slot),
 				Kind: KindPort, Action: ActionCreate, Reason: s.newReason(reason),
 				Detail: "route " + k + " (" + r.String() + ")", Deferred: []string{"port: assigned at apply"}}})
 		}
 		for _, fp := range c.fixed {
 			route := fixedPrefix + strconv.Itoa(fp)
-			kept[name+"/"+route] = true
 			if _, ok := p.leases[registry.LeaseKey(s.name, name, route, registry.SlotA)]; ok {
 				continue
 			}
@@ -706,7 +711,7 @@ func (p *planner) diffLeases(s *svcPlan) {
 		}
 	}
 	for _, l := range p.bySvc[s.name] {
-		if kept[l.Component+"/"+l.Route] {
+		if s.want.holds(l) {
 			continue
 		}
 		reason := fmt.Sprintf("route %q removed from the definition", l.Route)
@@ -714,8 +719,10 @@ func (p *planner) diffLeases(s *svcPlan) {
 		if strings.HasPrefix(l.Route, fixedPrefix) {
 			reason = "fixed port " + strings.TrimPrefix(l.Route, fixedPrefix) + " removed from the definition"
 			detail = "fixed host port " + strconv.Itoa(l.Port)
-		} else if h := s.have.comps[l.Component]; h != nil && hasKey(h.routes, l.Route) {
-			detail += " (" + h.routes[l.Route].String() + ")"
+		} else if h := s.have.comps[l.Component]; h != nil {
+			if r, ok := h.route(l.Route); ok {
+				detail += " (" + r.String() + ")"
+			}
 		}
 		if s.want.comps[l.Component] == nil && s.have.comps[l.Component] != nil {
 			reason = reasonGoneComp
@@ -724,11 +731,6 @@ func (p *planner) diffLeases(s *svcPlan) {
 			Slot: slotName(l.Slot), Port: l.Port, Kind: KindPort, Action: ActionRemove, Reason: s.goneReason(reason),
 			Detail: detail}})
 	}
-}
-
-func hasKey[V any](m map[string]V, k string) bool {
-	_, ok := m[k]
-	return ok
 }
 
 // diffCerts compares the hostnames that need a certificate. One certificate
