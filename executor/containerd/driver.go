@@ -168,9 +168,9 @@ func New(ctx context.Context, cfg Config, opts ...Option) (*Driver, error) {
 // Close closes the connection to containerd. Containers keep running.
 func (d *Driver) Close() error { return d.client.Close() }
 
-// Client is the underlying containerd client, already set to mcp's
-// namespace through nsCtx-style contexts by the caller (tests use it to
-// inspect and kill tasks).
+// Client is the underlying containerd client, whose default namespace is
+// mcp's. It is there for inspection (tests, debugging tools); everything
+// mcp does goes through the Driver's methods.
 func (d *Driver) Client() *client.Client { return d.client }
 
 // Namespace is mcp's containerd namespace.

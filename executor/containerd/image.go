@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/images"
@@ -315,8 +316,12 @@ func (d *Driver) PruneImages(ctx context.Context, keep []string) error {
 		p := filepath.Join(d.imagesDir(), name)
 		switch {
 		case strings.HasSuffix(name, ".tmp"):
-			// An export interrupted by a crash. Prune runs under the
-			// executor's lock, so no export is in flight.
+			// An export interrupted by a crash; a recent one may still be
+			// being written by a concurrent EnsureImage.
+			info, err := e.Info()
+			if err != nil || d.clock.Now().Sub(info.ModTime()) < staleExport {
+				continue
+			}
 		case strings.HasSuffix(name, ".tar"):
 			dg := digest.NewDigestFromEncoded(digest.SHA256, strings.TrimSuffix(name, ".tar"))
 			if keepSet[dg] {
@@ -332,6 +337,9 @@ func (d *Driver) PruneImages(ctx context.Context, keep []string) error {
 	}
 	return nil
 }
+
+// staleExport is the age after which an unfinished export is debris.
+const staleExport = time.Hour
 
 // digestName is the repository name pinned to a digest: host/path@sha256:...
 func digestName(rs reference.Spec, dg digest.Digest) string {

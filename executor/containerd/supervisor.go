@@ -88,7 +88,9 @@ func WithSupervisorClock(c Clock) SupervisorOption {
 // container's restart policy (LabelRestart):
 //
 //   - "no": never;
-//   - "on-failure": when the exit code is not 0;
+//   - "on-failure": when the exit code is not 0 (a container found with no
+//     task at all, after a host reboot, has no exit code and is left for
+//     the agent's reconcile to Start);
 //   - "always" and "unless-stopped" (the default): always. mcp stops a
 //     container only through Driver.Remove, whose exit is never restarted
 //     under any policy, so the two behave the same.
@@ -235,7 +237,9 @@ func (s *Supervisor) exited(ctx context.Context, id string, code uint32, live bo
 	}
 	labels, err := s.containerLabels(ctx, id)
 	if err != nil {
-		if !errdefs.IsNotFound(err) {
+		if errdefs.IsNotFound(err) {
+			s.forget(id)
+		} else {
 			s.d.log.Warn("supervisor: read container", "id", id, "error", err)
 		}
 		return
@@ -342,6 +346,7 @@ func (s *Supervisor) restart(ctx context.Context, id string) (bool, error) {
 	}
 	c, err := s.d.client.LoadContainer(ctx, id)
 	if errdefs.IsNotFound(err) {
+		s.forget(id)
 		return false, nil
 	}
 	if err != nil {
@@ -360,6 +365,15 @@ func (s *Supervisor) restart(ctx context.Context, id string) (bool, error) {
 		return false, fmt.Errorf("restart %s: %w", id, err)
 	}
 	return started, nil
+}
+
+// forget drops the restart history of a container that is gone.
+func (s *Supervisor) forget(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.state[id]; st != nil && !st.pending {
+		delete(s.state, id)
+	}
 }
 
 func (s *Supervisor) containerLabels(ctx context.Context, id string) (map[string]string, error) {

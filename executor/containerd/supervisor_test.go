@@ -234,3 +234,42 @@ func TestContainerdRestartKeepsWorkload(t *testing.T) {
 	events.wait(t, EventRestarted, s.ID, 15*time.Second)
 	httpGet(t, port, "/", 15*time.Second)
 }
+
+// Lesson 1 and 2 of the platform: containerd loses its whole root (images
+// included) while the registry is down; mcp's own archive and the spec are
+// enough to bring the service back on the same port.
+func TestRebuildAfterContainerdLostEverything(t *testing.T) {
+	daemon := testenv.StartContainerd(t) // this test wipes it: its own
+	r := testenv.StartRegistry(t)
+	ref := testenv.TestImage(t, r.Addr, testenv.UniqueRepo("ctrd/rebuild"), "v1")
+	d := newDriverAt(t, daemon.Address, DefaultNamespace, plainHTTP(r.Addr))
+	ctx := t.Context()
+
+	dg := ensure(t, d, ref)
+	s, port := helloSpec(t, "hello.hello.0", ref, dg)
+	if err := d.Start(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	httpGet(t, port, "/", 15*time.Second)
+
+	r.Stop()
+	daemon.Stop()
+	if err := daemon.WipeRoot(); err != nil {
+		t.Fatal(err)
+	}
+	if err := daemon.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	// What the agent's next reconcile does, from its registry alone.
+	if got := ensure(t, d, ref); got != dg {
+		t.Fatalf("restored digest %s, want %s", got, dg)
+	}
+	if err := d.Start(ctx, s); err != nil {
+		t.Fatalf("Start after the wipe: %v", err)
+	}
+	waitFor(t, 15*time.Second, "the rebuilt container running", func() bool {
+		return container(t, d, s.ID).Status == executor.StatusRunning
+	})
+	httpGet(t, port, "/", 15*time.Second)
+}
