@@ -84,6 +84,7 @@ func New(cfg *Config, d Deps) *Agent {
 	opts := []executor.Option{
 		executor.WithLogger(log),
 		executor.WithStopGrace(cfg.Containerd.StopGrace.Duration),
+		executor.WithHostRoot(cfg.HostRoot),
 	}
 	if d.AfterStep != nil {
 		opts = append(opts, executor.WithAfterStep(d.AfterStep))

@@ -58,6 +58,9 @@ type Config struct {
 	Node string
 	// StateDir holds the registry, logs, image copies and the git cache.
 	StateDir string
+	// HostRoot prefixes the host side of every volume: "/" on a real
+	// node; a directory when several simulated nodes share one machine.
+	HostRoot string
 	// AllowRemoveAll lets a reconcile remove every deployed service at
 	// once (off: such a plan is refused, a guard against an empty tree).
 	AllowRemoveAll bool
@@ -435,7 +438,7 @@ func (p *parser) config(raw map[string]any) *Config {
 		Log:   LogConfig{Format: "text", Level: "info"},
 		Logs:  LogsConfig{MaxBytes: DefaultLogMaxBytes, Keep: DefaultLogKeep},
 	}
-	p.known(raw, "", "node", "state_dir", "allow_remove_all", "git", "containerd", "api", "ports", "registries", "log", "logs")
+	p.known(raw, "", "node", "state_dir", "host_root", "allow_remove_all", "git", "containerd", "api", "ports", "registries", "log", "logs")
 
 	_, hasNode := raw["node"]
 	switch {
@@ -454,6 +457,10 @@ func (p *parser) config(raw map[string]any) *Config {
 		p.errorf("state_dir", "must not be empty (an absolute path, e.g. \"/var/lib/mcp\")")
 	default:
 		c.StateDir = p.absPath("state_dir", c.StateDir)
+	}
+	c.HostRoot = "/"
+	if _, ok := raw["host_root"]; ok && p.str(raw, "", "host_root", &c.HostRoot) {
+		c.HostRoot = p.absPath("host_root", c.HostRoot)
 	}
 	p.boolean(raw, "", "allow_remove_all", &c.AllowRemoveAll)
 

@@ -36,6 +36,7 @@ func TestParseConfigDefaults(t *testing.T) {
 		File:     "agent.toml",
 		Node:     "n1",
 		StateDir: "/var/lib/mcp",
+		HostRoot: "/",
 		Git:      GitConfig{URL: "/srv/git/desired.git", Branch: "main", PollInterval: Duration{30 * time.Second}},
 		Containerd: ContainerdConfig{
 			Address:   "/run/containerd/containerd.sock",
@@ -69,6 +70,7 @@ func TestParseConfigFull(t *testing.T) {
 		File:           "full.toml",
 		Node:           "rift",
 		StateDir:       "/var/lib/mcp", // cleaned
+		HostRoot:       "/",
 		AllowRemoveAll: true,
 		Git: GitConfig{
 			URL: "https://git.example.net/ops/desired.git", Branch: "production", PollInterval: Duration{2 * time.Minute},
@@ -139,7 +141,7 @@ func TestParseConfigRules(t *testing.T) {
 		{"state_dir relative", strings.Replace(base, `"/var/lib/mcp"`, `"mcp"`, 1), []string{`agent.toml: state_dir: "mcp" is not an absolute path`}},
 		{"allow_remove_all", "allow_remove_all = true\n" + base, nil},
 		{"allow_remove_all wrong type", "allow_remove_all = \"yes\"\n" + base, []string{`agent.toml: allow_remove_all: must be true or false, not string "yes"`}},
-		{"unknown top-level key", "nodes = 3\n" + base, []string{`agent.toml: nodes: unknown key (known at the top level: node, state_dir, allow_remove_all, git, containerd, api, ports, registries, log, logs)`}},
+		{"unknown top-level key", "nodes = 3\n" + base, []string{`agent.toml: nodes: unknown key (known at the top level: node, state_dir, host_root, allow_remove_all, git, containerd, api, ports, registries, log, logs)`}},
 		{"table given as value", "api = 3\n" + base, []string{`agent.toml: api: must be a table ([api]), not integer 3`}},
 		{"syntax error", "node = \n", []string{`agent.toml: line 1: expected value but found '\n' instead`}},
 

@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,7 +29,7 @@ func (e *Executor) containerSpec(ctx context.Context, svc spec.Service, comp spe
 		Env:       env,
 		Cmd:       comp.Cmd,
 		User:      comp.User,
-		Volumes:   comp.Volumes,
+		Volumes:   e.hostVolumes(comp.Volumes),
 		Restart:   comp.Restart,
 		LogPath:   e.LogPath(svc.Name, comp.Name, slot),
 		StopGrace: e.grace,
@@ -43,6 +44,19 @@ func (e *Executor) containerSpec(ctx context.Context, svc spec.Service, comp spe
 	}
 	cs.Labels[LabelRuntimeHash] = RuntimeHash(cs)
 	return cs, nil
+}
+
+// hostVolumes maps the definition's host paths under the host root.
+func (e *Executor) hostVolumes(vs []spec.Volume) []spec.Volume {
+	if e.hostRoot == "" || e.hostRoot == "/" {
+		return vs
+	}
+	out := make([]spec.Volume, len(vs))
+	for i, v := range vs {
+		v.Host = filepath.Join(e.hostRoot, v.Host)
+		out[i] = v
+	}
+	return out
 }
 
 // environment is the definition's env plus the variables mcp owns:

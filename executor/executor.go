@@ -64,9 +64,12 @@ type Executor struct {
 	ports   Ports
 	rt      Runtime
 	logDir  string
-	grace   time.Duration
-	log     *slog.Logger
-	now     func() time.Time
+	// hostRoot prefixes the host side of every volume ("/" in
+	// production); simulated nodes sharing one machine each get their own.
+	hostRoot string
+	grace    time.Duration
+	log      *slog.Logger
+	now      func() time.Time
 	// afterStep is called after every finished step with the number of
 	// steps finished so far in this Apply; crash-injection tests use it.
 	afterStep func(n int)
@@ -80,6 +83,9 @@ func WithLogger(l *slog.Logger) Option { return func(e *Executor) { e.log = l } 
 
 // WithStopGrace sets how long a container gets between SIGTERM and SIGKILL.
 func WithStopGrace(d time.Duration) Option { return func(e *Executor) { e.grace = d } }
+
+// WithHostRoot resolves the host side of volumes under dir instead of "/".
+func WithHostRoot(dir string) Option { return func(e *Executor) { e.hostRoot = dir } }
 
 // WithClock replaces time.Now.
 func WithClock(now func() time.Time) Option { return func(e *Executor) { e.now = now } }
