@@ -102,5 +102,8 @@
 // it stays as deployed and does not block the others. A plan that would
 // remove every deployed service (an empty or wrong checkout) plans no
 // removal at all and says why in Plan.Refused, unless
-// Input.AllowRemoveAll is set.
+// Input.AllowRemoveAll is set. Creates and updates of other desired
+// services still go ahead: once one of them is deployed, the next plan no
+// longer removes "every" service, so a tree that replaces all services by
+// new ones is refused only once.
 package planner
