@@ -153,7 +153,9 @@ func (s *Source) auth(ctx context.Context) (transport.AuthMethod, error) {
 		keys.HostKeyAlgorithms = db.HostKeyAlgorithms(net.JoinHostPort(s.ep.Host, strconv.Itoa(port)))
 		timeout := 30 * time.Second
 		if dl, ok := ctx.Deadline(); ok {
-			timeout = time.Until(dl)
+			if timeout = time.Until(dl); timeout <= 0 {
+				return nil, context.DeadlineExceeded
+			}
 		}
 		return &sshAuth{PublicKeys: keys, timeout: timeout}, nil
 	}
@@ -190,10 +192,16 @@ func (s *Source) head(ctx context.Context) (Hash, error) {
 	if err != nil {
 		return Hash{}, err
 	}
+	opts := &git.ListOptions{Auth: auth}
+	if s.scheme == schemeSSH {
+		var done func()
+		opts.ProxyOptions, done = withCtxDial(ctx)
+		defer done()
+	}
 	rem := git.NewRemote(memory.NewStorage(), &config.RemoteConfig{Name: "origin", URLs: []string{s.cfg.URL}})
-	refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: auth})
+	refs, err := rem.ListContext(ctx, opts)
 	if err != nil {
-		return Hash{}, err
+		return Hash{}, withCtxErr(ctx, err)
 	}
 	want := plumbing.NewBranchReferenceName(s.cfg.Branch)
 	for _, r := range refs {
@@ -202,6 +210,15 @@ func (s *Source) head(ctx context.Context) (Hash, error) {
 		}
 	}
 	return Hash{}, ErrBranchNotFound
+}
+
+// withCtxErr makes an error caused by the context ending say so (a closed
+// connection is how an ssh operation is interrupted).
+func withCtxErr(ctx context.Context, err error) error {
+	if ce := ctx.Err(); ce != nil && !errors.Is(err, ce) {
+		return fmt.Errorf("%w: %w", ce, err)
+	}
+	return err
 }
 
 // Local returns the head last downloaded into the cache, or the zero Hash
@@ -285,16 +302,22 @@ func (s *Source) fetch(ctx context.Context) (Hash, error) {
 	}
 	spec := config.RefSpec(fmt.Sprintf("+%s:%s", plumbing.NewBranchReferenceName(s.cfg.Branch), s.trackingRef()))
 	rem := git.NewRemote(s.repo.Storer, &config.RemoteConfig{Name: "origin", URLs: []string{s.cfg.URL}, Fetch: []config.RefSpec{spec}})
-	err = rem.FetchContext(ctx, &git.FetchOptions{
+	opts := &git.FetchOptions{
 		RefSpecs: []config.RefSpec{spec},
 		Auth:     auth,
 		// Tags are not part of the desired state; following them would
 		// download unrelated history.
 		Tags:  git.NoTags,
 		Force: true,
-	})
+	}
+	if s.scheme == schemeSSH {
+		var done func()
+		opts.ProxyOptions, done = withCtxDial(ctx)
+		defer done()
+	}
+	err = rem.FetchContext(ctx, opts)
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return Hash{}, err
+		return Hash{}, withCtxErr(ctx, err)
 	}
 	// The branch may have moved again since Head; use what was fetched.
 	h, err := s.local()

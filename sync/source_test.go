@@ -472,3 +472,123 @@ func TestRemoteDownThenBack(t *testing.T) {
 		t.Fatalf("Fetch after the server came back = %v, %v; want c2", rev, err)
 	}
 }
+
+// TestHungRemote points at a server that accepts connections and never
+// answers: the caller's deadline must end the poll with ErrUnreachable.
+func TestHungRemote(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c) // held open, never read
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+
+	r := testenv.GitRepo(t)
+	srv := testenv.GitSSHServer(t, r.Bare) // for a valid key and known_hosts
+	tests := []struct {
+		name string
+		cfg  gitsync.Config
+	}{
+		{"http", gitsync.Config{URL: "http://" + l.Addr().String() + "/remote.git"}},
+		{"ssh", gitsync.Config{URL: "ssh://git@" + l.Addr().String() + "/remote.git", SSHKeyFile: srv.KeyFile,
+			KnownHostsFile: testenv.WriteKnownHosts(t, l.Addr().String(), srv.HostKey)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			src := newSource(t, tt.cfg)
+			ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { _, err := src.Head(ctx); done <- err }()
+			select {
+			case err := <-done:
+				t.Logf("Head: %v", err)
+				if !errors.Is(err, gitsync.ErrUnreachable) {
+					t.Fatalf("Head against a hung server: %v; want ErrUnreachable", err)
+				}
+			case <-time.After(failAfter):
+				t.Fatal("Head did not return after its deadline")
+			}
+		})
+	}
+}
+
+func TestSSHServerDown(t *testing.T) {
+	r := testenv.GitRepo(t)
+	r.Commit(map[string]string{"mcp.toml": ""}, "init")
+	r.Push()
+	srv := testenv.GitSSHServer(t, r.Bare)
+	src := newSource(t, gitsync.Config{URL: srv.URL, SSHKeyFile: srv.KeyFile, KnownHostsFile: srv.KnownHostsFile})
+	if _, err := src.Fetch(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	srv.Close()
+	_, err := src.Fetch(testCtx(t))
+	t.Logf("Fetch: %v", err)
+	if !errors.Is(err, gitsync.ErrUnreachable) {
+		t.Fatalf("Fetch with the ssh server down: %v; want ErrUnreachable", err)
+	}
+}
+
+// TestConcurrentUse fetches while older revisions are being read, for the
+// race detector.
+func TestConcurrentUse(t *testing.T) {
+	ctx := testCtx(t)
+	r := testenv.GitRepo(t)
+	r.Commit(map[string]string{"mcp.toml": "0"}, "c0")
+	r.Push()
+	src := newSource(t, gitsync.Config{URL: r.Bare})
+	first, err := src.Fetch(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if b, err := fs.ReadFile(first.Tree, "mcp.toml"); err != nil || string(b) != "0" {
+					t.Errorf("read old revision: %q, %v", b, err)
+					return
+				}
+				if _, err := src.Head(ctx); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	for i := range 5 {
+		r.Commit(map[string]string{"mcp.toml": string(rune('1' + i))}, "next")
+		r.Push()
+		if _, err := src.Fetch(ctx); err != nil {
+			t.Error(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+}
