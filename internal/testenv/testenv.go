@@ -1,6 +1,6 @@
 // Package testenv gives mcp's tests the real components they run against:
 // a containerd daemon (with runc), an OCI registry, and test images built
-// from the hello program in this directory and pushed to that registry.
+// from the hello program (internal/hello) and pushed to that registry.
 //
 // Each component comes from, in order:
 //

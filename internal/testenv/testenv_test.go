@@ -198,7 +198,7 @@ func TestStartContainerdRestart(t *testing.T) {
 // The hello program itself, run as a plain process: needs only Go.
 func TestHelloProgram(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "hello")
-	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "metacircular.net/mcp/internal/testenv/hello")
+	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, helloPackage)
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}

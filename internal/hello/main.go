@@ -1,5 +1,6 @@
-// Command hello is the workload of mcp's integration tests: a tiny static
-// HTTP server that testenv packs into an OCI image and pushes to a test
+// Command hello is the workload of mcp's integration tests and of the demo
+// (demo.sh): a tiny static HTTP server that internal/testenv and
+// internal/demo pack into an OCI image (internal/ociimage) and push to a
 // registry.
 //
 // It listens on 0.0.0.0:$PORT and on every $PORT_<NAME>, and answers
@@ -38,8 +39,8 @@ import (
 	"time"
 )
 
-// version is the fallback when $VERSION is unset; testenv sets $VERSION in
-// the image config, so every tag answers with its own version.
+// version is the fallback when $VERSION is unset; the image builders set
+// $VERSION in the image config, so every tag answers with its own version.
 var version = "dev"
 
 func main() {
