@@ -74,6 +74,7 @@ func (a *Agent) reconcile(ctx context.Context) Outcome {
 		return out
 	}
 	p := planner.Compute(planner.Input{
+		Domain:         repo.Platform.Domain,
 		Node:           a.cfg.Node,
 		Desired:        desired,
 		Invalid:        invalid,

@@ -86,6 +86,7 @@ func runPlan(cmd *cobra.Command, s streams, f planFlags) error {
 	}
 	desired, invalid := repo.ForNode(f.node)
 	p := planner.Compute(planner.Input{
+		Domain:         repo.Platform.Domain,
 		Node:           f.node,
 		Desired:        desired,
 		Invalid:        invalid,

@@ -1,0 +1,266 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"metacircular.net/mcp/executor"
+	"metacircular.net/mcp/executor/containerd"
+	"metacircular.net/mcp/internal/testenv"
+	"metacircular.net/mcp/registry"
+)
+
+// testNode is one simulated node: a real containerd namespace, a real
+// registry, a real Git repository and the agent's own state dir.
+type testNode struct {
+	t         *testing.T
+	cfg       *Config
+	repo      *testenv.Repo
+	registry  string
+	address   string
+	namespace string
+	dir       string
+}
+
+type nodeOption func(*nodeSettings)
+
+type nodeSettings struct {
+	address  string
+	registry string
+	extra    string // appended to the agent config
+}
+
+func withContainerd(address string) nodeOption {
+	return func(s *nodeSettings) { s.address = address }
+}
+
+func withRegistry(hostport string) nodeOption {
+	return func(s *nodeSettings) { s.registry = hostport }
+}
+
+func withConfig(toml string) nodeOption {
+	return func(s *nodeSettings) { s.extra += toml }
+}
+
+func newTestNode(t *testing.T, opts ...nodeOption) *testNode {
+	t.Helper()
+	var s nodeSettings
+	for _, o := range opts {
+		o(&s)
+	}
+	address, ns := testenv.Containerd(t)
+	if s.address != "" {
+		address = s.address
+	}
+	if s.registry == "" {
+		s.registry = testenv.Registry(t)
+	}
+	n := &testNode{t: t, repo: testenv.GitRepo(t), registry: s.registry, address: address, namespace: ns, dir: t.TempDir()}
+	text := fmt.Sprintf(`node = "n1"
+state_dir = %q
+host_root = %q
+
+[git]
+url = %q
+poll_interval = "1s"
+
+[containerd]
+address = %q
+namespace = %q
+stop_grace = "2s"
+
+[api]
+socket = %q
+`, filepath.Join(n.dir, "state"), filepath.Join(n.dir, "host"), n.repo.Bare, address, ns, filepath.Join(n.dir, "mcp.sock"))
+	if !strings.Contains(s.extra, "[[registries]]") {
+		text += fmt.Sprintf("\n[[registries]]\nhost = %q\nplain_http = true\n", s.registry)
+	}
+	text += s.extra
+	cfg, err := ParseConfig(strings.NewReader(text), "agent.toml")
+	if err != nil {
+		t.Fatalf("agent config: %v", err)
+	}
+	n.cfg = cfg
+	return n
+}
+
+// platform is the repo's mcp.toml for the single test node.
+func (n *testNode) platform() string {
+	return `domain = "test.internal"
+registry = "` + n.registry + `/mcptest"
+
+[[nodes]]
+name = "n1"
+addresses = ["127.0.0.1"]
+`
+}
+
+// service is a one-component definition with one L7 route.
+func service(name, image string) string {
+	return fmt.Sprintf(`name = %q
+node = "n1"
+
+[[components]]
+name = %q
+image = %q
+
+[[components.routes]]
+port = 443
+mode = "l7"
+`, name, name, image)
+}
+
+// push commits files (path → content) and pushes them.
+func (n *testNode) push(files map[string]string, msg string) {
+	n.t.Helper()
+	n.repo.Commit(files, msg)
+	n.repo.Push()
+}
+
+func (n *testNode) remove(paths []string, msg string) {
+	n.t.Helper()
+	n.repo.Remove(paths, msg)
+	n.repo.Push()
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// once runs `mcp agent --once` in-process.
+func (n *testNode) once() Outcome {
+	n.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out, err := Daemon(ctx, n.cfg, testLogger(n.t), true)
+	if err != nil {
+		n.t.Fatalf("agent --once: %v", err)
+	}
+	return out
+}
+
+// snapshot reads the registry the way `mcp plan --registry` does.
+func (n *testNode) snapshot() registry.Snapshot {
+	n.t.Helper()
+	reg, err := registry.Open(n.cfg.RegistryPath(), registry.ReadOnly())
+	if err != nil {
+		n.t.Fatalf("open registry: %v", err)
+	}
+	defer reg.Close()
+	snap, err := reg.Snapshot(context.Background())
+	if err != nil {
+		n.t.Fatalf("snapshot: %v", err)
+	}
+	return snap
+}
+
+// journalOpen lists journal entries still in flight.
+func (n *testNode) journalOpen() []registry.Entry {
+	n.t.Helper()
+	reg, err := registry.Open(n.cfg.RegistryPath(), registry.ReadOnly())
+	if err != nil {
+		n.t.Fatalf("open registry: %v", err)
+	}
+	defer reg.Close()
+	open, err := reg.JournalOpen(context.Background())
+	if err != nil {
+		n.t.Fatalf("journal: %v", err)
+	}
+	return open
+}
+
+// port is the host port leased for a service's route in slot a.
+func (n *testNode) port(service, component, route string) int {
+	n.t.Helper()
+	for _, l := range n.snapshot().Leases {
+		if l.Service == service && l.Component == component && l.Route == route && l.Slot == registry.SlotA {
+			return l.Port
+		}
+	}
+	n.t.Fatalf("no lease for %s/%s/%s", service, component, route)
+	return 0
+}
+
+// containers lists what runs in the node's namespace, through the real
+// driver.
+func (n *testNode) containers() map[string]executor.Container {
+	n.t.Helper()
+	d := n.driver()
+	list, err := d.List(context.Background())
+	if err != nil {
+		n.t.Fatalf("list containers: %v", err)
+	}
+	out := map[string]executor.Container{}
+	for _, c := range list {
+		out[c.ID] = c
+	}
+	return out
+}
+
+func (n *testNode) driver() *containerd.Driver {
+	n.t.Helper()
+	d, err := containerd.New(context.Background(), containerd.Config{
+		Address: n.cfg.Containerd.Address, Namespace: n.cfg.Containerd.Namespace, StateDir: n.cfg.StateDir,
+	})
+	if err != nil {
+		n.t.Fatalf("containerd: %v", err)
+	}
+	n.t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// get fetches http://127.0.0.1:port/ and returns the body, waiting a
+// bounded time for the container to listen.
+func get(t *testing.T, port int) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return string(b)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("GET %s: no 200 within the wait (last error: %v)", url, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func wantResult(t *testing.T, out Outcome, want string) {
+	t.Helper()
+	if out.Result != want {
+		t.Fatalf("reconcile result = %q (%s), want %q", out.Result, out.Err, want)
+	}
+}
+
+func mustOpen(t *testing.T, n *testNode) *registry.Registry {
+	t.Helper()
+	reg, err := registry.Open(n.cfg.RegistryPath())
+	if err != nil {
+		t.Fatalf("open registry: %v", err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	return reg
+}
