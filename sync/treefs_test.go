@@ -121,3 +121,38 @@ func TestTreeFS(t *testing.T) {
 		t.Errorf("open a.toml: %q size %d mtime %v", b, fi.Size(), fi.ModTime())
 	}
 }
+
+func TestTreeFSModes(t *testing.T) {
+	r := testenv.GitRepo(t)
+	r.Commit(map[string]string{"run.sh": "#!/bin/sh\n", "plain.txt": "p"}, "files")
+	testenv.Git(t, r.Work, "update-index", "--chmod=+x", "run.sh")
+	// A submodule (gitlink) entry, without a .gitmodules: only the tree
+	// entry matters here.
+	testenv.Git(t, r.Work, "update-index", "--add", "--cacheinfo", "160000,"+strings.Repeat("1", 40)+",vendor/sub")
+	testenv.Git(t, r.Work, "commit", "--quiet", "-m", "modes")
+	r.Push()
+	src := newSource(t, gitsync.Config{URL: r.Bare})
+	rev, err := src.Fetch(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		mode fs.FileMode
+	}{
+		{".", fs.ModeDir | 0o755},
+		{"run.sh", 0o755},
+		{"plain.txt", 0o644},
+		{"vendor", fs.ModeDir | 0o755},
+		{"vendor/sub", fs.ModeIrregular},
+	}
+	for _, tt := range tests {
+		fi, err := fs.Stat(rev.Tree, tt.name)
+		if err != nil || fi.Mode() != tt.mode {
+			t.Errorf("Stat(%s) = %v, %v; want mode %v", tt.name, fi.Mode(), err, tt.mode)
+		}
+	}
+	if _, err := rev.Tree.Open("vendor/sub"); !errors.Is(err, gitsync.ErrSubmodule) {
+		t.Errorf("Open(submodule) = %v; want ErrSubmodule", err)
+	}
+}
