@@ -60,8 +60,8 @@ func (a *Agent) reconcile(ctx context.Context) Outcome {
 		a.converge(ctx, &out)
 		return out
 	}
-	desired, invalid := repo.ForNode(a.cfg.Node)
-	out.Invalid = invalid
+	in := planner.InputFor(repo, a.cfg.Node, registry.Snapshot{}, a.features, a.cfg.AllowRemoveAll)
+	out.Invalid = in.Invalid
 	for _, d := range repo.Diagnostics {
 		if d.Severity == spec.SeverityWarning {
 			out.Warnings = append(out.Warnings, d)
@@ -73,18 +73,11 @@ func (a *Agent) reconcile(ctx context.Context) Outcome {
 		out.Result, out.Err = ResultFailed, fmt.Sprintf("read registry: %v", err)
 		return out
 	}
-	p := planner.Compute(planner.Input{
-		Domain:         repo.Platform.Domain,
-		Node:           a.cfg.Node,
-		Desired:        desired,
-		Invalid:        invalid,
-		Actual:         snap,
-		Features:       a.features,
-		AllowRemoveAll: a.cfg.AllowRemoveAll,
-	})
+	in.Actual = snap
+	p := planner.Compute(in)
 	out.Plan, out.PlanHash = p, p.Hash
 
-	res, err := a.exec.Apply(ctx, p, desired, out.Commit)
+	res, err := a.exec.Apply(ctx, p, in.Desired, out.Commit)
 	out.Services = res.Services
 	a.converge(ctx, &out)
 
@@ -93,8 +86,8 @@ func (a *Agent) reconcile(ctx context.Context) Outcome {
 		out.Result, out.Err = ResultFailed, err.Error()
 	case p.Refused != "":
 		out.Result, out.Err = ResultPartial, p.Refused
-	case res.Failed() || len(invalid) > 0 || !repo.PlatformValid:
-		out.Result, out.Err = ResultPartial, partialReason(res, invalid)
+	case res.Failed() || len(in.Invalid) > 0 || !repo.PlatformValid:
+		out.Result, out.Err = ResultPartial, partialReason(res, in.Invalid)
 	default:
 		out.Result = ResultOK
 	}

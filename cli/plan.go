@@ -84,16 +84,7 @@ func runPlan(cmd *cobra.Command, s streams, f planFlags) error {
 		actual, features = resp.Snapshot, resp.Features
 		allowRemoveAll = allowRemoveAll || resp.AllowRemoveAll
 	}
-	desired, invalid := repo.ForNode(f.node)
-	p := planner.Compute(planner.Input{
-		Domain:         repo.Platform.Domain,
-		Node:           f.node,
-		Desired:        desired,
-		Invalid:        invalid,
-		Actual:         actual,
-		Features:       features,
-		AllowRemoveAll: allowRemoveAll,
-	})
+	p := planner.Compute(planner.InputFor(repo, f.node, actual, features, allowRemoveAll))
 	for _, d := range repo.Diagnostics {
 		if d.Severity == spec.SeverityWarning {
 			fmt.Fprintln(s.err, d.Error())

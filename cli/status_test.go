@@ -366,8 +366,7 @@ func TestPlanFromAgent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	desired, invalid := repo.ForNode("n1")
-	in := planner.Input{Node: "n1", Desired: desired, Invalid: invalid, Actual: a.snapshot.Snapshot, Features: a.snapshot.Features}
+	in := planner.InputFor(repo, "n1", a.snapshot.Snapshot, a.snapshot.Features, false)
 	if want := planner.Compute(in).Hash; got.Hash != want {
 		t.Errorf("plan --socket hash %s, the agent's inputs give %s", got.Hash, want)
 	}
