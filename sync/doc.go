@@ -29,6 +29,22 @@
 // verification. A refused commit's objects sit in the private cache;
 // nothing reads them.
 //
+// # Transports
+//
+// go-git does the work for every scheme; the git binary is not needed.
+// Local paths and file:// are served in-process. For http(s) the caller's
+// context bounds each request. For ssh, go-git bounds only the TCP
+// connect, so each operation's connection is made through a dialer that
+// closes it when the context ends (see sshdial.go); host keys are always
+// checked against Config.KnownHostsFile, and go-git still honours
+// Hostname/Port from the user's ~/.ssh/config.
+//
+// # Watching
+//
+// Watch (fsnotify) works for local repositories, bare or not; a work tree
+// made by `git worktree add` (a .git file, not a directory) is not
+// followed, and polling covers it.
+//
 // # Errors
 //
 // Every remote error is wrapped with the operation, the URL (credentials

@@ -300,6 +300,15 @@ func TestPollIsCheap(t *testing.T) {
 		t.Errorf("cache objects went from %d to %d without a change", objects, n)
 	}
 
+	// An agent restart reopens the same cache: nothing is downloaded again.
+	again := newSource(t, gitsync.Config{URL: url, CacheDir: cache})
+	if _, err := again.Fetch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if reqs := counter.take(); containsPrefix(reqs, "POST ") {
+		t.Errorf("fetch after reopening the cache downloaded again: %v", reqs)
+	}
+
 	r.Commit(map[string]string{"mcp.toml": "y"}, "change")
 	r.Push()
 	if _, err := src.Fetch(ctx); err != nil {

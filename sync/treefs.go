@@ -62,13 +62,6 @@ func newTreeFS(s storer.EncodedObjectStorer, root *object.Tree, when time.Time, 
 	return &treeFS{s: s, root: root, when: when, mu: mu}
 }
 
-// TreeFS returns an fs.FS over any tree in storage, for callers (tests,
-// tools) that hold a go-git tree themselves. It takes no lock: the caller
-// must not use s concurrently with writes.
-func TreeFS(s storer.EncodedObjectStorer, root *object.Tree, when time.Time) fs.FS {
-	return newTreeFS(s, root, when, new(sync.Mutex))
-}
-
 // lookup finds name's entry. The root has a synthetic directory entry.
 func (t *treeFS) lookup(op, name string) (object.TreeEntry, error) {
 	if !fs.ValidPath(name) {
