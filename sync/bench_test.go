@@ -26,36 +26,53 @@ func benchRepo(b *testing.B) *testenv.Repo {
 	return r
 }
 
-// BenchmarkHead is the no-change poll: list the remote branch head of a
-// local bare repository. Compare with BenchmarkLsRemote.
-func BenchmarkHead(b *testing.B) {
-	r := benchRepo(b)
-	src, err := gitsync.New(gitsync.Config{URL: r.Bare, CacheDir: filepath.Join(b.TempDir(), "cache")})
-	if err != nil {
-		b.Fatal(err)
-	}
-	want := r.Head()
-	ctx := b.Context()
-	for b.Loop() {
-		h, err := src.Head(ctx)
-		if err != nil || h != want {
-			b.Fatalf("Head = %s, %v", h, err)
-		}
+// benchURLs are the ways the same repository is reached.
+func benchURLs(b *testing.B, r *testenv.Repo) []struct{ name, url string } {
+	return []struct{ name, url string }{
+		{"path", r.Bare},
+		{"http", testenv.GitHTTPServer(b, r.Bare)},
 	}
 }
 
-// BenchmarkLsRemote runs `git ls-remote <bare> refs/heads/main` on the
-// same kind of repository: the baseline BenchmarkHead is measured against.
+// BenchmarkHead is the no-change poll: the remote branch head, for a local
+// bare repository (read directly) and the same repository behind git
+// http-backend. Compare with BenchmarkLsRemote.
+func BenchmarkHead(b *testing.B) {
+	r := benchRepo(b)
+	want := r.Head()
+	for _, u := range benchURLs(b, r) {
+		b.Run(u.name, func(b *testing.B) {
+			src, err := gitsync.New(gitsync.Config{URL: u.url, CacheDir: filepath.Join(b.TempDir(), "cache")})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx := b.Context()
+			for b.Loop() {
+				h, err := src.Head(ctx)
+				if err != nil || h != want {
+					b.Fatalf("Head = %s, %v", h, err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkLsRemote runs `git ls-remote <url> refs/heads/main` against the
+// same repository and servers: the baseline for BenchmarkHead.
 func BenchmarkLsRemote(b *testing.B) {
 	r := benchRepo(b)
-	// Build the isolated environment once, outside the timed loop.
-	tmpl := testenv.GitCommand(b, r.Work, "ls-remote", r.Bare, "refs/heads/"+testenv.GitBranch)
-	for b.Loop() {
-		cmd := exec.Command(tmpl.Path, tmpl.Args[1:]...)
-		cmd.Dir, cmd.Env = tmpl.Dir, tmpl.Env
-		if out, err := cmd.Output(); err != nil || len(out) < 40 {
-			b.Fatalf("git ls-remote: %v %q", err, out)
-		}
+	for _, u := range benchURLs(b, r) {
+		b.Run(u.name, func(b *testing.B) {
+			// Build the isolated environment once, outside the timed loop.
+			tmpl := testenv.GitCommand(b, r.Work, "ls-remote", u.url, "refs/heads/"+testenv.GitBranch)
+			for b.Loop() {
+				cmd := exec.Command(tmpl.Path, tmpl.Args[1:]...)
+				cmd.Dir, cmd.Env = tmpl.Dir, tmpl.Env
+				if out, err := cmd.Output(); err != nil || len(out) < 40 {
+					b.Fatalf("git ls-remote: %v %q", err, out)
+				}
+			}
+		})
 	}
 }
 
@@ -63,17 +80,21 @@ func BenchmarkLsRemote(b *testing.B) {
 // a ref listing, a commit read, and building the Revision.
 func BenchmarkFetchUnchanged(b *testing.B) {
 	r := benchRepo(b)
-	src, err := gitsync.New(gitsync.Config{URL: r.Bare, CacheDir: filepath.Join(b.TempDir(), "cache")})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx := b.Context()
-	if _, err := src.Fetch(ctx); err != nil {
-		b.Fatal(err)
-	}
-	for b.Loop() {
-		if _, err := src.Fetch(ctx); err != nil {
-			b.Fatal(err)
-		}
+	for _, u := range benchURLs(b, r) {
+		b.Run(u.name, func(b *testing.B) {
+			src, err := gitsync.New(gitsync.Config{URL: u.url, CacheDir: filepath.Join(b.TempDir(), "cache")})
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx := b.Context()
+			if _, err := src.Fetch(ctx); err != nil {
+				b.Fatal(err)
+			}
+			for b.Loop() {
+				if _, err := src.Fetch(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

@@ -31,8 +31,11 @@
 //
 // # Transports
 //
-// go-git does the work for every scheme; the git binary is not needed.
-// Local paths and file:// are served in-process. For http(s) the caller's
+// go-git does the work for every scheme. For a local path or file://, Head
+// reads the ref straight from the repository (no process), and Fetch runs
+// git-upload-pack through go-git's file transport, so the node needs the
+// git package for local repositories (and only for them). For http(s) the
+// caller's
 // context bounds each request. For ssh, go-git bounds only the TCP
 // connect, so each operation's connection is made through a dialer that
 // closes it when the context ends (see sshdial.go); host keys are always

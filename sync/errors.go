@@ -80,7 +80,7 @@ func classify(err error) error {
 		// x/crypto/ssh reports a refused key only as text.
 		strings.Contains(err.Error(), "ssh: unable to authenticate"):
 		return ErrAuth
-	case errors.Is(err, transport.ErrRepositoryNotFound):
+	case errors.Is(err, transport.ErrRepositoryNotFound), errors.Is(err, git.ErrRepositoryNotExists):
 		return ErrRepositoryNotFound
 	case errors.Is(err, transport.ErrEmptyRemoteRepository),
 		errors.Is(err, git.NoMatchingRefSpecError{}):

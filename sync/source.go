@@ -188,6 +188,9 @@ func (s *Source) Head(ctx context.Context) (Hash, error) {
 }
 
 func (s *Source) head(ctx context.Context) (Hash, error) {
+	if s.scheme == schemeFile {
+		return s.headLocal(ctx)
+	}
 	auth, err := s.auth(ctx)
 	if err != nil {
 		return Hash{}, err
@@ -210,6 +213,28 @@ func (s *Source) head(ctx context.Context) (Hash, error) {
 		}
 	}
 	return Hash{}, ErrBranchNotFound
+}
+
+// headLocal reads the branch ref of a local repository directly. go-git's
+// file transport would run git-upload-pack in a new process for every
+// poll; reading the ref (loose or packed) gives the same answer, since git
+// replaces refs atomically by rename.
+func (s *Source) headLocal(ctx context.Context) (Hash, error) {
+	if err := ctx.Err(); err != nil {
+		return Hash{}, err
+	}
+	repo, err := git.PlainOpen(s.ep.Path)
+	if err != nil {
+		return Hash{}, err
+	}
+	ref, err := repo.Reference(plumbing.NewBranchReferenceName(s.cfg.Branch), true)
+	if errors.Is(err, plumbing.ErrReferenceNotFound) {
+		return Hash{}, ErrBranchNotFound
+	}
+	if err != nil {
+		return Hash{}, err
+	}
+	return ref.Hash(), nil
 }
 
 // withCtxErr makes an error caused by the context ending say so (a closed

@@ -212,6 +212,15 @@ func TestBranchAndRepoNotFound(t *testing.T) {
 		t.Fatalf("Fetch of a missing branch: %v; want ErrBranchNotFound", err)
 	}
 
+	gone := testenv.GitRepo(t)
+	goneSrc := newSource(t, gitsync.Config{URL: gone.Bare})
+	if err := os.RemoveAll(gone.Bare); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := goneSrc.Head(ctx); !errors.Is(err, gitsync.ErrRepositoryNotFound) {
+		t.Fatalf("Head of a local repo that was removed: %v; want ErrRepositoryNotFound", err)
+	}
+
 	url := testenv.GitHTTPServer(t, r.Bare)
 	missing := newSource(t, gitsync.Config{URL: url + "-nope"})
 	_, err = missing.Head(ctx)
