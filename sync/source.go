@@ -50,8 +50,11 @@ type Revision struct {
 }
 
 // Verifier decides whether a fetched commit may be used. It is called
-// before Fetch returns the commit, so a refused commit's tree never
-// reaches the spec loader. The error is returned wrapped in *VerifyError.
+// before Fetch or Revision returns the commit, so a refused commit's tree
+// never reaches the spec loader. The error is returned wrapped in
+// *VerifyError. The commit can walk its own parents (c.Parents()), so a
+// policy that checks every commit since the applied one needs nothing
+// more; Verify runs under the Source's lock and must not call the Source.
 type Verifier interface {
 	Verify(ctx context.Context, c *object.Commit) error
 }
@@ -288,21 +291,50 @@ func (s *Source) Fetch(ctx context.Context) (*Revision, error) {
 		}
 	}
 
-	c, err := object.GetCommit(s.repo.Storer, head)
+	rev, err := s.revision(ctx, head)
 	if err != nil {
-		return nil, fmt.Errorf("fetch %s %s: read commit %s: %w", s.url, s.cfg.Branch, head, err)
+		var ve *VerifyError
+		if errors.As(err, &ve) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("fetch %s %s: %w", s.url, s.cfg.Branch, err)
+	}
+	return rev, nil
+}
+
+// Revision returns a commit already in the cache, verified like Fetch
+// does, without contacting the remote: an agent that starts while the
+// remote is down can still read the tree of the commit it applied last.
+// A commit that is not cached is an error wrapping ErrNotCached.
+func (s *Source) Revision(ctx context.Context, h Hash) (*Revision, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.revision(ctx, h)
+}
+
+// ErrNotCached: the commit asked for has not been fetched.
+var ErrNotCached = errors.New("commit not in the cache")
+
+// revision verifies h and builds its Revision. Callers hold s.mu.
+func (s *Source) revision(ctx context.Context, h Hash) (*Revision, error) {
+	c, err := object.GetCommit(s.repo.Storer, h)
+	if errors.Is(err, plumbing.ErrObjectNotFound) {
+		return nil, fmt.Errorf("read commit %s: %w", h, ErrNotCached)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read commit %s: %w", h, err)
 	}
 	if s.verifier != nil {
 		if err := s.verifier.Verify(ctx, c); err != nil {
-			return nil, &VerifyError{Commit: head, Err: err}
+			return nil, &VerifyError{Commit: h, Err: err}
 		}
 	}
 	tree, err := c.Tree()
 	if err != nil {
-		return nil, fmt.Errorf("fetch %s %s: read tree of %s: %w", s.url, s.cfg.Branch, head, err)
+		return nil, fmt.Errorf("read tree of %s: %w", h, err)
 	}
 	return &Revision{
-		Commit:  head,
+		Commit:  h,
 		Tree:    newTreeFS(s.repo.Storer, tree, c.Committer.When, &s.mu),
 		Time:    c.Committer.When,
 		Author:  c.Author.String(),

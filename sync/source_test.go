@@ -610,3 +610,44 @@ func TestConcurrentUse(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// TestRevisionOffline reads a cached commit with the remote gone, as an
+// agent starting during an outage does.
+func TestRevisionOffline(t *testing.T) {
+	ctx := testCtx(t)
+	r := testenv.GitRepo(t)
+	c1 := r.Commit(map[string]string{"mcp.toml": "1"}, "c1")
+	r.Commit(map[string]string{"mcp.toml": "2"}, "c2")
+	r.Push()
+	cache := filepath.Join(t.TempDir(), "cache")
+	if _, err := newSource(t, gitsync.Config{URL: r.Bare, CacheDir: cache}).Fetch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(r.Bare); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(r.Bare, 0o755); err != nil { // New wants the path to exist
+		t.Fatal(err)
+	}
+	refuse := errors.New("refused")
+	src := newSource(t, gitsync.Config{URL: r.Bare, CacheDir: cache}, gitsync.WithVerifier(gitsync.VerifierFunc(
+		func(_ context.Context, c *object.Commit) error {
+			if c.Hash != c1 {
+				return refuse
+			}
+			return nil
+		})))
+	rev, err := src.Revision(ctx, c1)
+	if err != nil || readFile(t, rev, "mcp.toml") != "1" {
+		t.Fatalf("Revision(c1) offline: %v", err)
+	}
+	if _, err := src.Revision(ctx, r.Rev("HEAD")); !errors.Is(err, refuse) {
+		t.Fatalf("Revision(c2) = %v; want the verifier's refusal", err)
+	}
+	if _, err := src.Revision(ctx, plumbing.NewHash(strings.Repeat("cd", 20))); !errors.Is(err, gitsync.ErrNotCached) {
+		t.Fatalf("Revision(unknown) = %v; want ErrNotCached", err)
+	}
+	if _, err := src.Fetch(ctx); !errors.Is(err, gitsync.ErrRepositoryNotFound) {
+		t.Fatalf("Fetch with the repo gone = %v; want ErrRepositoryNotFound", err)
+	}
+}
