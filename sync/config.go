@@ -26,7 +26,9 @@ type Config struct {
 	URL string `toml:"url"`
 	// Branch is followed; DefaultBranch when empty.
 	Branch string `toml:"branch"`
-	// CacheDir holds the private bare clone (under the agent's state dir).
+	// CacheDir holds the private bare clone: a directory of its own under
+	// the agent's state dir (created if missing; an empty or missing one
+	// is initialised).
 	CacheDir string `toml:"cache_dir"`
 	// SSHKeyFile is the private key for ssh URLs (unencrypted: the agent
 	// runs unattended).

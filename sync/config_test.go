@@ -2,6 +2,7 @@ package gitsync_test
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,6 +17,9 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 	cache := filepath.Join(t.TempDir(), "cache")
 	pw := writeFile(t, "pw")
 	missing := filepath.Join(t.TempDir(), "missing")
+
+	crowded := t.TempDir()
+	writeFileAt(t, filepath.Join(crowded, "registry.db"), "x")
 
 	tests := []struct {
 		name    string
@@ -39,6 +43,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"http password without user", gitsync.Config{URL: "https://host/repo", CacheDir: cache, HTTPPasswordFile: pw}, "http_username", "required"},
 		{"http password file missing", gitsync.Config{URL: "https://host/repo", CacheDir: cache, HTTPUsername: "u", HTTPPasswordFile: missing}, "http_password_file", "no such file"},
 		{"ssh key on http", gitsync.Config{URL: "https://host/repo", CacheDir: cache, SSHKeyFile: srv.KeyFile}, "ssh_key_file", "only used with ssh"},
+		{"cache dir holds other files", gitsync.Config{URL: r.Bare, CacheDir: crowded}, "cache_dir", "directory of its own"},
 		{"http auth on ssh", gitsync.Config{URL: srv.URL, CacheDir: cache, SSHKeyFile: srv.KeyFile, KnownHostsFile: srv.KnownHostsFile, HTTPUsername: "u"}, "http_username", "only used with http"},
 	}
 	for _, tt := range tests {
@@ -80,5 +85,12 @@ func TestParseHash(t *testing.T) {
 		if _, err := gitsync.ParseHash(bad); err == nil {
 			t.Errorf("ParseHash(%q) accepted", bad)
 		}
+	}
+}
+
+func writeFileAt(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
 	}
 }

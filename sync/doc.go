@@ -23,9 +23,9 @@
 //
 // # Verify before use
 //
-// A Verifier (WithVerifier) runs inside Fetch on the commit at the branch
-// head after its objects are downloaded and before any Revision is
-// returned, so no caller ever sees the tree of a commit that failed
+// A Verifier (WithVerifier) runs inside Fetch (and Revision) on the commit
+// at the branch head after its objects are downloaded and before any
+// Revision is returned, so no caller ever sees the tree of a commit that failed
 // verification. A refused commit's objects sit in the private cache;
 // nothing reads them.
 //
@@ -51,9 +51,11 @@
 // # Errors
 //
 // Every remote error is wrapped with the operation, the URL (credentials
-// removed) and the branch, and carries one of the sentinel kinds
-// (ErrUnreachable, ErrAuth, ErrHostKey, ErrRepositoryNotFound,
-// ErrBranchNotFound) for errors.Is. A remote that is down is an
-// ErrUnreachable: the agent keeps running what it has and retries with a
-// Backoff.
+// removed) and the branch, and, when the cause can be told, carries one of
+// the sentinel kinds (ErrUnreachable, ErrAuth, ErrHostKey,
+// ErrRepositoryNotFound, ErrBranchNotFound) for errors.Is. A remote that
+// is down or hangs past the caller's deadline is an ErrUnreachable: the
+// agent keeps running what it has and retries with a Backoff. A branch
+// that moved backwards is a *BackwardsError from Check, and a refused
+// commit a *VerifyError.
 package gitsync

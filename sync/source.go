@@ -102,6 +102,12 @@ func New(cfg Config, opts ...Option) (*Source, error) {
 	}
 	repo, err := git.PlainOpen(cfg.CacheDir)
 	if errors.Is(err, git.ErrRepositoryNotExists) {
+		// Initialise only an empty directory: a cache_dir pointed at a
+		// directory holding other things must not get a repository
+		// written into it.
+		if ents, rerr := os.ReadDir(cfg.CacheDir); rerr == nil && len(ents) > 0 {
+			return nil, &ConfigError{"cache_dir", fmt.Sprintf("%s is neither empty nor a git repository; give mcp a directory of its own", cfg.CacheDir)}
+		}
 		repo, err = git.PlainInit(cfg.CacheDir, true)
 	}
 	if err != nil {
@@ -181,7 +187,8 @@ func (a *sshAuth) ClientConfig() (*ssh.ClientConfig, error) {
 }
 
 // Head returns the remote branch head without downloading any object (the
-// equivalent of git ls-remote): the cheap poll.
+// equivalent of git ls-remote): the cheap poll. ctx bounds it; give it a
+// deadline, since a remote can accept a connection and never answer.
 func (s *Source) Head(ctx context.Context) (Hash, error) {
 	h, err := s.head(ctx)
 	if err != nil {
