@@ -134,6 +134,7 @@ func (a *Agent) revision(ctx context.Context) (*gitsync.Revision, error) {
 }
 
 func (a *Agent) converge(ctx context.Context, out *Outcome) {
+	defer a.pruneImages(ctx)
 	repairs, err := a.exec.Converge(ctx)
 	out.Repairs = repairs
 	if err != nil {
@@ -144,6 +145,31 @@ func (a *Agent) converge(ctx context.Context, out *Outcome) {
 		if out.Result == "" || out.Result == ResultOK {
 			out.Result = ResultPartial
 		}
+	}
+}
+
+// pruneImages applies the image retention policy: the current and the
+// previous image of every recorded component are kept (in containerd and as
+// mcp's own archives, for rollback and for rebuilding without the
+// registry); anything else goes.
+func (a *Agent) pruneImages(ctx context.Context) {
+	snap, err := a.reg.Snapshot(ctx)
+	if err != nil {
+		a.log.Warn("prune images: read registry", "err", err)
+		return
+	}
+	var keep []string
+	for _, d := range snap.Services {
+		for _, c := range d.Components {
+			for _, dg := range []string{c.ImageDigest, c.PreviousDigest} {
+				if dg != "" {
+					keep = append(keep, dg)
+				}
+			}
+		}
+	}
+	if err := a.rt.PruneImages(ctx, keep); err != nil {
+		a.log.Warn("prune images", "err", err)
 	}
 }
 
