@@ -33,6 +33,9 @@ type Source interface {
 type Runtime interface {
 	executor.Runtime
 	RotateLogs(ctx context.Context, maxBytes int64, keep int) error
+	// PruneImages removes the images and mcp's copies whose digest is not
+	// in keep.
+	PruneImages(ctx context.Context, keep []string) error
 }
 
 // Agent is one node's daemon.
