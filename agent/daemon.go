@@ -14,11 +14,30 @@ import (
 	gitsync "metacircular.net/mcp/sync"
 )
 
+// DaemonOption changes how Daemon runs; none is needed in production.
+type DaemonOption func(*daemonSettings)
+
+type daemonSettings struct {
+	afterStep func(n int)
+}
+
+// WithAfterStep calls fn after every finished plan step with the number of
+// steps finished so far in the reconcile (Deps.AfterStep). It exists for
+// crash-injection tests (`mcp agent --crash-after-step`) and is never set
+// otherwise.
+func WithAfterStep(fn func(n int)) DaemonOption {
+	return func(s *daemonSettings) { s.afterStep = fn }
+}
+
 // Daemon runs the agent on the real drivers named by cfg until ctx ends.
 // With once set it reconciles a single time and returns the outcome;
 // otherwise it also runs the restart supervisor and the local API. Either
 // way the workloads keep running after it returns.
-func Daemon(ctx context.Context, cfg *Config, log *slog.Logger, once bool) (Outcome, error) {
+func Daemon(ctx context.Context, cfg *Config, log *slog.Logger, once bool, opts ...DaemonOption) (Outcome, error) {
+	var set daemonSettings
+	for _, o := range opts {
+		o(&set)
+	}
 	reg, err := registry.Open(cfg.RegistryPath())
 	if err != nil {
 		return Outcome{}, err
@@ -61,7 +80,7 @@ func Daemon(ctx context.Context, cfg *Config, log *slog.Logger, once bool) (Outc
 	if err != nil {
 		return Outcome{}, fmt.Errorf("%s: %w", cfg.File, err)
 	}
-	a := New(cfg, Deps{Registry: reg, Source: src, Runtime: rt, Ports: leaser, Logger: log})
+	a := New(cfg, Deps{Registry: reg, Source: src, Runtime: rt, Ports: leaser, Logger: log, AfterStep: set.afterStep})
 	if once {
 		return a.Once(ctx)
 	}

@@ -3,6 +3,8 @@ package cli
 import (
 	"fmt"
 	"log/slog"
+	"os"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -11,8 +13,9 @@ import (
 
 func newAgentCmd(s streams) *cobra.Command {
 	var (
-		config string
-		once   bool
+		config     string
+		once       bool
+		crashAfter int
 	)
 	cmd := &cobra.Command{
 		Use:   "agent --config FILE",
@@ -31,7 +34,11 @@ converged, 1 otherwise.`,
 				return err
 			}
 			log := newLogger(s, cfg.Log)
-			out, err := agent.Daemon(cmd.Context(), cfg, log, once)
+			var opts []agent.DaemonOption
+			if crashAfter > 0 {
+				opts = append(opts, agent.WithAfterStep(crashAfterStep(s, crashAfter)))
+			}
+			out, err := agent.Daemon(cmd.Context(), cfg, log, once, opts...)
 			if err != nil {
 				return err
 			}
@@ -44,7 +51,28 @@ converged, 1 otherwise.`,
 	}
 	cmd.Flags().StringVar(&config, "config", "/etc/mcp/agent.toml", "agent configuration file")
 	cmd.Flags().BoolVar(&once, "once", false, "reconcile once and exit")
+	cmd.Flags().IntVar(&crashAfter, "crash-after-step", 0,
+		"test hook: kill the agent with SIGKILL right after the Nth plan step of a reconcile finished (0: never)")
+	_ = cmd.Flags().MarkHidden("crash-after-step")
 	return cmd
+}
+
+// crashAfterStep is the crash-injection hook behind --crash-after-step:
+// after the nth finished step the process kills itself with SIGKILL, so
+// nothing runs after it (no deferred cleanup, no registry close, no flush),
+// exactly as if the machine's OOM killer or an operator's kill -9 had hit
+// it between two steps.
+func crashAfterStep(s streams, n int) func(int) {
+	return func(done int) {
+		if done != n {
+			return
+		}
+		fmt.Fprintf(s.err, "mcp: crash injection: killing the agent after step %d\n", n)
+		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		// SIGKILL cannot be caught; should it somehow not be delivered at
+		// once, exit without cleanup anyway, with the shell's code for it.
+		os.Exit(137)
+	}
 }
 
 func newLogger(s streams, c agent.LogConfig) *slog.Logger {
