@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -22,6 +23,7 @@ import (
 type testNode struct {
 	t         *testing.T
 	cfg       *Config
+	cfgFile   string // the same configuration, for `mcp agent --config`
 	repo      *testenv.Repo
 	registry  string
 	address   string
@@ -34,6 +36,7 @@ type nodeOption func(*nodeSettings)
 type nodeSettings struct {
 	address  string
 	registry string
+	poll     string // git.poll_interval
 	extra    string // appended to the agent config
 }
 
@@ -43,6 +46,12 @@ func withContainerd(address string) nodeOption {
 
 func withRegistry(hostport string) nodeOption {
 	return func(s *nodeSettings) { s.registry = hostport }
+}
+
+// withPollInterval sets git.poll_interval (default "1s"), e.g. "1h" for a
+// daemon whose reconciles must come only from the watcher or a request.
+func withPollInterval(d string) nodeOption {
+	return func(s *nodeSettings) { s.poll = d }
 }
 
 func withConfig(toml string) nodeOption {
@@ -55,9 +64,16 @@ func newTestNode(t *testing.T, opts ...nodeOption) *testNode {
 	for _, o := range opts {
 		o(&s)
 	}
-	address, ns := testenv.Containerd(t)
+	var address, ns string
 	if s.address != "" {
-		address = s.address
+		// A test-owned daemon: it is torn down with everything in it, and
+		// the shared one need not even start.
+		address, ns = s.address, "mcptest-"+testenv.RandomID(6)
+	} else {
+		address, ns = testenv.Containerd(t)
+	}
+	if s.poll == "" {
+		s.poll = "1s"
 	}
 	if s.registry == "" {
 		s.registry = testenv.Registry(t)
@@ -69,7 +85,7 @@ host_root = %q
 
 [git]
 url = %q
-poll_interval = "1s"
+poll_interval = %q
 
 [containerd]
 address = %q
@@ -78,7 +94,7 @@ stop_grace = "2s"
 
 [api]
 socket = %q
-`, filepath.Join(n.dir, "state"), filepath.Join(n.dir, "host"), n.repo.Bare, address, ns, filepath.Join(n.dir, "mcp.sock"))
+`, filepath.Join(n.dir, "state"), filepath.Join(n.dir, "host"), n.repo.Bare, s.poll, address, ns, filepath.Join(n.dir, "mcp.sock"))
 	if !strings.Contains(s.extra, "[[registries]]") {
 		text += fmt.Sprintf("\n[[registries]]\nhost = %q\nplain_http = true\n", s.registry)
 	}
@@ -88,6 +104,10 @@ socket = %q
 		t.Fatalf("agent config: %v", err)
 	}
 	n.cfg = cfg
+	n.cfgFile = filepath.Join(n.dir, "agent.toml")
+	if err := os.WriteFile(n.cfgFile, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	return n
 }
 

@@ -6,4 +6,4 @@ import (
 	"metacircular.net/mcp/internal/testenv"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) { testenv.Main(m, removeMCPBinary) }

@@ -70,7 +70,10 @@ var (
 
 // Main runs the package's tests, then stops every daemon this package
 // started for the test binary and removes its files. Call it from TestMain.
-func Main(m *testing.M) {
+// cleanup runs after the tests too, before the daemons stop: for what the
+// calling package keeps for the whole test binary (a built binary, say),
+// since Main exits the process and deferred calls would never run.
+func Main(m *testing.M, cleanup ...func()) {
 	mainMu.Lock()
 	mainActive = true
 	mainMu.Unlock()
@@ -78,7 +81,7 @@ func Main(m *testing.M) {
 	code := m.Run()
 
 	mainMu.Lock()
-	fns := atExit
+	fns := append(atExit, cleanup...)
 	atExit = nil
 	mainMu.Unlock()
 	for i := len(fns) - 1; i >= 0; i-- {
