@@ -92,12 +92,14 @@ func New(cfg *Config, d Deps) *Agent {
 	if d.AfterStep != nil {
 		opts = append(opts, executor.WithAfterStep(d.AfterStep))
 	}
+	exec := executor.New(d.Registry, executor.RegistryJournal{Reg: d.Registry}, d.Ports, d.Runtime, cfg.LogDir(), opts...)
 	return &Agent{
 		cfg:      cfg,
 		reg:      d.Registry,
 		src:      d.Source,
 		rt:       d.Runtime,
-		exec:     executor.New(d.Registry, executor.RegistryJournal{Reg: d.Registry}, d.Ports, d.Runtime, cfg.LogDir(), opts...),
+		exec:     exec,
+		features: exec.Features(),
 		log:      log,
 		now:      time.Now,
 		requests: make(chan chan Outcome),

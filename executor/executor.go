@@ -73,6 +73,25 @@ type Executor struct {
 	// afterStep is called after every finished step with the number of
 	// steps finished so far in this Apply; crash-injection tests use it.
 	afterStep func(n int)
+	// kinds runs the step kinds beyond ports, images and containers
+	// (routes, certificates, records, health waits); each is installed by
+	// the option of the file that implements it.
+	kinds map[planner.Kind]kindRunner
+}
+
+// kindRunner runs the steps of one resource kind for one service.
+type kindRunner interface {
+	run(ctx context.Context, r *serviceRun, st planner.Step) error
+}
+
+// Features says which kinds of resources this executor can manage; the
+// planner plans only those.
+func (e *Executor) Features() planner.Features {
+	_, routes := e.kinds[planner.KindRoute]
+	_, certs := e.kinds[planner.KindCert]
+	_, records := e.kinds[planner.KindRecord]
+	_, health := e.kinds[planner.KindHealth]
+	return planner.Features{Routes: routes, Certs: certs, Records: records, Health: health}
 }
 
 // Option configures an Executor.
@@ -100,6 +119,7 @@ func New(store Store, journal Journal, ports Ports, rt Runtime, logDir string, o
 		grace: 10 * time.Second,
 		log:   slog.New(slog.DiscardHandler),
 		now:   time.Now,
+		kinds: map[planner.Kind]kindRunner{},
 	}
 	for _, o := range opts {
 		o(e)

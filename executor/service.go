@@ -68,7 +68,11 @@ func (r *serviceRun) run(ctx context.Context, st planner.Step) error {
 		}
 		return r.startContainer(ctx, st.Component)
 	default:
-		return fmt.Errorf("%s: %w", st.Kind, ErrUnsupported)
+		k, ok := r.e.kinds[st.Kind]
+		if !ok {
+			return fmt.Errorf("%s: %w", st.Kind, ErrUnsupported)
+		}
+		return k.run(ctx, r, st)
 	}
 }
 
