@@ -75,6 +75,9 @@ type Deps struct {
 	// AfterStep, when set, is called after each finished plan step
 	// (crash-injection tests).
 	AfterStep func(n int)
+	// Executor holds extra executor options: the drivers for routes,
+	// certificates, records and health checks this node has.
+	Executor []executor.Option
 }
 
 // New assembles an agent from its configuration and collaborators.
@@ -92,6 +95,7 @@ func New(cfg *Config, d Deps) *Agent {
 	if d.AfterStep != nil {
 		opts = append(opts, executor.WithAfterStep(d.AfterStep))
 	}
+	opts = append(opts, d.Executor...)
 	exec := executor.New(d.Registry, executor.RegistryJournal{Reg: d.Registry}, d.Ports, d.Runtime, cfg.LogDir(), opts...)
 	return &Agent{
 		cfg:      cfg,
