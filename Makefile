@@ -5,7 +5,7 @@ LDFLAGS   := -s -w -X metacircular.net/mcp/internal/version.Version=$(VERSION)
 BIN       := bin/mcp
 GOLANGCI  ?= golangci-lint
 
-.PHONY: all build test test-short vet lint fmt bench fuzz clean
+.PHONY: all build test test-short vet lint fmt bench bench-micro fuzz clean
 
 all: vet lint test build
 
@@ -31,8 +31,15 @@ lint:
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
+# Benchmarks (see BENCHMARKS.md): bench runs them all, the end-to-end ones
+# against a private containerd and registry (root; scripts/bench starts and
+# stops them), and saves the raw output under bench/results/. bench-micro
+# runs only the pure Go ones (spec, planner, sync), no root needed.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./spec ./planner
+	scripts/bench
+
+bench-micro:
+	scripts/bench micro
 
 # Long fuzzing, one target at a time (CI runs only the seed corpora).
 FUZZTIME ?= 60s
