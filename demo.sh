@@ -49,6 +49,9 @@ esac
 
 [ "$(id -u)" -eq 0 ] || die "must run as root: it installs packages and starts containerd (try: sudo $0 $cmd)"
 case $STATE in /*) ;; *) die "MCP_DEMO_STATE must be an absolute path" ;; esac
+# containerd refuses socket paths over 104 bytes; its longest is
+# STATE/containerd.sock.ttrpc.
+[ ${#STATE} -le 80 ] || die "MCP_DEMO_STATE is too long for containerd's socket paths (at most 80 bytes)"
 
 export HOME=${HOME:-/root}
 if [ -x /usr/local/go/bin/go ]; then

@@ -55,7 +55,7 @@ services_teardown() {
 		pid=${pid%/cmdline}
 		exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || continue
 		case ${exe##*/} in containerd-shim*) ;; *) continue ;; esac
-		if tr '\0' ' ' <"$f" 2>/dev/null | grep -qF -- "$dir/containerd.sock"; then
+		if tr '\0' ' ' 2>/dev/null <"$f" | grep -qF -- "$dir/containerd.sock"; then
 			kill -KILL "$pid" 2>/dev/null || true
 		fi
 	done
@@ -63,7 +63,7 @@ services_teardown() {
 		[ -f "$f" ] || continue
 		pid=$(cat "$f")
 		# Only if that PID is still the process we started (PIDs get reused).
-		if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$dir/"; then
+		if tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$dir/"; then
 			kill -TERM "$pid" 2>/dev/null || true
 			for _ in $(seq 1 50); do
 				kill -0 "$pid" 2>/dev/null || break
@@ -84,7 +84,7 @@ services_pid_alive() {
 	local f=$1/$2.pid pid
 	[ -f "$f" ] || return 1
 	pid=$(cat "$f")
-	tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$1/"
+	tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF -- "$1/"
 }
 
 # services_start_containerd DIR REPO: start a containerd whose config,
