@@ -143,24 +143,11 @@ func TestCrashAfterEveryStepConverges(t *testing.T) {
 
 // crashAt runs one injection point and returns the plan it walks.
 func crashAt(t *testing.T, im crashImages, sc crashScenario, k int) *planner.Plan {
-	n := newTestNode(t, withRegistry(im.registry))
-	before := maps.Clone(sc.before)
-	before["mcp.toml"] = n.platform()
-	n.push(before, "before")
-	wantResult(t, n.once(), ResultOK)
-	keepPID := n.containers()["keep.keep.a"].PID
-	if keepPID == 0 {
-		t.Fatal("keep is not running before the change")
+	cr := prepareCrash(t, im, sc)
+	if k > len(cr.plan.Steps) {
+		t.Fatalf("k=%d but the %s plan has %d steps", k, sc.name, len(cr.plan.Steps))
 	}
-	portsBefore := servicePorts(n.snapshot(), "web")
-
-	sc.change(n)
-	plan := n.plan()
-	if k > len(plan.Steps) {
-		t.Fatalf("k=%d but the %s plan has %d steps", k, sc.name, len(plan.Steps))
-	}
-
-	crash := n.agentProcess("--crash-after-step", fmt.Sprint(k))
+	crash := cr.n.agentProcess("--crash-after-step", fmt.Sprint(k))
 	if !crash.killed() {
 		t.Fatalf("the agent was not killed by the injection after step %d: %v", k, crash.state)
 	}
@@ -168,6 +155,43 @@ func crashAt(t *testing.T, im crashImages, sc crashScenario, k int) *planner.Pla
 	if got := crash.lines("msg=step "); got != k {
 		t.Fatalf("the crashed agent began %d steps, want %d", got, k)
 	}
+	cr.recoverAndCheck()
+	return cr.plan
+}
+
+// crashRun is one node brought to a scenario's starting point, with the
+// change pushed and not yet applied.
+type crashRun struct {
+	t           *testing.T
+	n           *testNode
+	sc          crashScenario
+	plan        *planner.Plan
+	keepPID     uint32
+	portsBefore map[string]int
+}
+
+func prepareCrash(t *testing.T, im crashImages, sc crashScenario) *crashRun {
+	t.Helper()
+	n := newTestNode(t, withRegistry(im.registry))
+	before := maps.Clone(sc.before)
+	before["mcp.toml"] = n.platform()
+	n.push(before, "before")
+	wantResult(t, n.once(), ResultOK)
+	cr := &crashRun{t: t, n: n, sc: sc, keepPID: n.containers()["keep.keep.a"].PID, portsBefore: servicePorts(n.snapshot(), "web")}
+	if cr.keepPID == 0 {
+		t.Fatal("keep is not running before the change")
+	}
+	sc.change(n)
+	cr.plan = n.plan()
+	return cr
+}
+
+// recoverAndCheck starts the agent again after a crash and checks what a
+// user would notice: the change is complete, nothing leaked or went
+// missing, and nothing healthy was restarted.
+func (cr *crashRun) recoverAndCheck() {
+	t, n, sc := cr.t, cr.n, cr.sc
+	t.Helper()
 	afterCrash := n.containers()
 
 	n.recoverOnce()
@@ -191,8 +215,8 @@ func crashAt(t *testing.T, im crashImages, sc crashScenario, k int) *planner.Pla
 			t.Errorf("%s was restarted by recovery (pid %d → %d) although it already ran its final spec", id, old.PID, c.PID)
 		}
 	}
-	if pid := after["keep.keep.a"].PID; pid != keepPID {
-		t.Errorf("keep, not part of the change, was restarted (pid %d → %d)", keepPID, pid)
+	if pid := after["keep.keep.a"].PID; pid != cr.keepPID {
+		t.Errorf("keep, not part of the change, was restarted (pid %d → %d)", cr.keepPID, pid)
 	}
 
 	snap := n.snapshot()
@@ -226,8 +250,8 @@ func crashAt(t *testing.T, im crashImages, sc crashScenario, k int) *planner.Pla
 	}
 	if sc.webVersion != "" {
 		ports := servicePorts(snap, "web")
-		if sc.samePorts && !maps.Equal(ports, portsBefore) {
-			t.Errorf("web's ports moved from %v to %v", portsBefore, ports)
+		if sc.samePorts && !maps.Equal(ports, cr.portsBefore) {
+			t.Errorf("web's ports moved from %v to %v", cr.portsBefore, ports)
 		}
 		for key, p := range ports {
 			if body := get(t, p); !strings.Contains(body, "version="+sc.webVersion) {
@@ -235,15 +259,6 @@ func crashAt(t *testing.T, im crashImages, sc crashScenario, k int) *planner.Pla
 			}
 		}
 	}
-	return plan
-}
-
-func stepIDs(p *planner.Plan) string {
-	ids := make([]string, len(p.Steps))
-	for i, st := range p.Steps {
-		ids[i] = st.ID
-	}
-	return strings.Join(ids, ", ")
 }
 
 // plan computes what the agent will do next on this node, from the pushed
@@ -266,4 +281,12 @@ func servicePorts(snap registry.Snapshot, service string) map[string]int {
 		}
 	}
 	return out
+}
+
+func stepIDs(p *planner.Plan) string {
+	ids := make([]string, len(p.Steps))
+	for i, st := range p.Steps {
+		ids[i] = st.ID
+	}
+	return strings.Join(ids, ", ")
 }
