@@ -203,6 +203,7 @@ func (r *serviceRun) record(ctx context.Context) error {
 		Commit:     r.commit,
 		AppliedAt:  r.e.now().UTC(),
 		Components: map[string]registry.ComponentState{},
+		Features:   r.e.Features(),
 	}
 	if !r.desired.Active {
 		return r.e.store.PutDeployed(ctx, d)

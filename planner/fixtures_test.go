@@ -102,7 +102,12 @@ func fixtures() []spec.Service {
 // empty node: ports are numbered from 10000 in service/component/route
 // order, so fixtures get the same ports every time.
 func applied(svcs ...spec.Service) registry.Snapshot {
-	in := Input{Node: testNode, Desired: svcs, Features: allFeatures, Domain: testDomain,
+	return appliedWith(allFeatures, svcs...)
+}
+
+// appliedWith is applied by an agent that manages the features f.
+func appliedWith(f Features, svcs ...spec.Service) registry.Snapshot {
+	in := Input{Node: testNode, Desired: svcs, Features: f, Domain: testDomain,
 		Actual: registry.Snapshot{Node: testNode}}
 	return apply(in, Compute(in))
 }
@@ -158,7 +163,7 @@ func apply(in Input, p *Plan) registry.Snapshot {
 		if invalid[s.Name] {
 			continue
 		}
-		d := registry.Deployed{Spec: s, SpecHash: spec.Hash(s), Commit: "c0ffee", Components: map[string]registry.ComponentState{}}
+		d := registry.Deployed{Spec: s, SpecHash: spec.Hash(s), Commit: "c0ffee", Components: map[string]registry.ComponentState{}, Features: in.Features}
 		old := in.Actual.Services[s.Name]
 		for _, c := range s.Components {
 			cs := old.Components[c.Name]

@@ -49,7 +49,10 @@ func without(svcs []spec.Service, name string) []spec.Service {
 // at v1.2.0 (whose web UI also had another API address), mcq before it got
 // its admin route, mcr and mcns as desired, and mcat, since removed from
 // the repo. site has never been deployed.
-func olderState() registry.Snapshot {
+func olderState() registry.Snapshot { return olderStateWith(allFeatures) }
+
+// olderStateWith is olderState as recorded by an agent managing features f.
+func olderStateWith(f Features) registry.Snapshot {
 	old := metacrypt("v1.2.0")
 	old.Components[1].Env[0].Value = "https://metacrypt.svc.mcp.example.org:9443"
 	oldMcq := mcq("v0.3.1")
@@ -57,7 +60,7 @@ func olderState() registry.Snapshot {
 	oldMcq.Components[0].Routes[0].Port = 443
 	mcat := service("mcat", spec.TierWorker, comp("mcat", "mcat", "mcat", "v0.9.0",
 		route("", 8443, spec.ModeL7, svcHost("mcat"), true)))
-	return applied(old, oldMcq, mcr("v1.0.1"), mcns("v1.1.0"), mcat)
+	return appliedWith(f, old, oldMcq, mcr("v1.0.1"), mcns("v1.1.0"), mcat)
 }
 
 // newerMcq adds a named admin route next to the existing one.
@@ -92,7 +95,10 @@ func TestGolden(t *testing.T) {
 		{"create_all", Input{Desired: fixtures(), Features: allFeatures}, true},
 		{"create_features_off", Input{Desired: fixtures()}, false},
 		{"update", Input{Desired: updated, Actual: olderState(), Features: allFeatures}, true},
-		{"update_features_off", Input{Desired: updated, Actual: olderState()}, false},
+		{"update_features_off", Input{Desired: updated, Actual: olderStateWith(Features{})}, false},
+		// A node that starts managing routes, certificates and records
+		// creates them for services deployed before, unchanged ones too.
+		{"features_turned_on", Input{Desired: updated, Actual: olderStateWith(Features{}), Features: allFeatures}, false},
 		{"invalid", Input{
 			Desired: without(updated, "mcq"),
 			Invalid: []spec.Invalid{

@@ -44,9 +44,10 @@ type hashInvalid struct {
 }
 
 type hashDeployed struct {
-	Name       string          `json:"name"`
-	SpecHash   string          `json:"spec_hash"`
-	Components []hashComponent `json:"components"`
+	Name       string            `json:"name"`
+	SpecHash   string            `json:"spec_hash"`
+	Features   registry.Features `json:"features"`
+	Components []hashComponent   `json:"components"`
 }
 
 type hashComponent struct {
@@ -93,7 +94,7 @@ func hashInput(in *Input, specHashes []string) string {
 	})
 	for _, name := range sortedKeys(in.Actual.Services) {
 		dep := in.Actual.Services[name]
-		hd := hashDeployed{Name: name, SpecHash: dep.SpecHash, Components: make([]hashComponent, 0, len(dep.Components))}
+		hd := hashDeployed{Name: name, SpecHash: dep.SpecHash, Features: dep.Features, Components: make([]hashComponent, 0, len(dep.Components))}
 		for _, c := range sortedKeys(dep.Components) {
 			hd.Components = append(hd.Components, hashComponent{Name: c, State: dep.Components[c]})
 		}

@@ -151,12 +151,7 @@ func (p *Plan) Step(id string) (Step, bool) {
 // Features says which kinds of resources this node manages; a kind that is
 // off never appears in a plan (a node without a proxy gets no route steps).
 // Features are part of the plan hash.
-type Features struct {
-	Routes  bool `json:"routes"`
-	Certs   bool `json:"certs"`
-	Records bool `json:"records"`
-	Health  bool `json:"health"`
-}
+type Features = registry.Features
 
 // Input is everything the planner looks at.
 type Input struct {

@@ -113,6 +113,9 @@ type svcPlan struct {
 	have *model
 	hash string // spec.Hash of the desired definition
 	kind svcKind
+	// hf are the features the service was applied with: which of its
+	// routes, certificates and records exist.
+	hf Features
 }
 
 type svcKind int
@@ -243,13 +246,14 @@ func (p *planner) services(desired map[string]*spec.Service, hashes map[string]s
 	for name, s := range desired {
 		sp := &svcPlan{name: name, spec: s, hash: hashes[name], want: newModel(s, f, dom), kind: svcNew, have: emptyModel}
 		if d, ok := p.in.Actual.Services[name]; ok {
-			sp.dep, sp.kind = &d, svcChanged
-			if d.SpecHash == sp.hash {
-				// Same definition: the same model. The agent plans every
-				// poll, and then nearly every service is unchanged.
+			sp.dep, sp.kind, sp.hf = &d, svcChanged, d.Features
+			if d.SpecHash == sp.hash && d.Features == f {
+				// Same definition and features: the same model. The agent
+				// plans every poll, and then nearly every service is
+				// unchanged.
 				sp.have = sp.want
 			} else {
-				sp.have = newModel(&d.Spec, f, dom)
+				sp.have = newModel(&d.Spec, d.Features, dom)
 			}
 		}
 		add(sp)
@@ -258,7 +262,7 @@ func (p *planner) services(desired map[string]*spec.Service, hashes map[string]s
 		if seen[name] || skip[name] {
 			continue
 		}
-		add(&svcPlan{name: name, dep: &d, kind: svcRemoved, want: emptyModel, have: newModel(&d.Spec, f, dom)})
+		add(&svcPlan{name: name, dep: &d, kind: svcRemoved, want: emptyModel, have: newModel(&d.Spec, d.Features, dom), hf: d.Features})
 	}
 	for name := range p.bySvc {
 		if seen[name] || skip[name] {
@@ -458,12 +462,12 @@ func (p *planner) diffComponent(s *svcPlan, name string) {
 		started = true
 	case !wRun && hRun:
 		p.add(s, &node{Step: Step{ID: cid, Component: name, Slot: slotName(slot), Kind: KindContainer, Action: ActionRemove,
-			Reason: s.goneReason(reasonGoneComp), Detail: rname}, usedCert: h.l4Hosts(f)})
+			Reason: s.goneReason(reasonGoneComp), Detail: rname}, usedCert: h.l4Hosts(s.hf)})
 	case wRun && hRun:
 		if ch := p.containerChanges(s.name, slot, w, h); len(ch) > 0 {
 			p.add(s, &node{Step: Step{ID: cid, Component: name, Slot: slotName(slot), Kind: KindContainer, Action: ActionUpdate,
 				Reason: containerReason(h.comp, w.comp, ch), Detail: rname, Changes: ch},
-				needsCert: w.l4Hosts(f), usedCert: h.l4Hosts(f)})
+				needsCert: w.l4Hosts(f), usedCert: h.l4Hosts(s.hf)})
 			started = true
 		}
 	}
@@ -472,14 +476,17 @@ func (p *planner) diffComponent(s *svcPlan, name string) {
 			Action: ActionWait, Reason: "wait until " + rname + " is healthy"}})
 	}
 
-	if !f.Routes {
+	// Routes exist on the recorded side only if the agent managed routes
+	// when it applied the service.
+	wRoutes, hRoutes := wRun && f.Routes, hRun && s.hf.Routes
+	if !wRoutes && !hRoutes {
 		return
 	}
 	var wKeys, hKeys []string
-	if wRun {
+	if wRoutes {
 		wKeys = w.keys
 	}
-	if hRun {
+	if hRoutes {
 		hKeys = h.keys
 	}
 	if w == h {
@@ -487,12 +494,12 @@ func (p *planner) diffComponent(s *svcPlan, name string) {
 	}
 	for _, k := range unionSorted(wKeys, hKeys) {
 		var wr, hr *spec.Route
-		if wRun {
+		if wRoutes {
 			if r, ok := w.route(k); ok {
 				wr = &r
 			}
 		}
-		if hRun {
+		if hRoutes {
 			if r, ok := h.route(k); ok {
 				hr = &r
 			}
@@ -527,7 +534,7 @@ func (p *planner) diffRoute(s *svcPlan, comp string, slot int, key string, wr, h
 		n := p.add(s, &node{Step: Step{ID: id, Component: comp, Route: key, Hostname: hr.Hostname, Kind: KindRoute,
 			Action: ActionRemove, Reason: s.goneReason(reason), Detail: routeDetail(*hr, s.name, comp, slot)},
 			served: hr.Hostname, releases: routeIdent(*hr)})
-		if certs && hr.Mode == spec.ModeL7 {
+		if s.hf.Certs && hr.Mode == spec.ModeL7 {
 			n.usedCert = []string{hr.Hostname}
 		}
 	default:

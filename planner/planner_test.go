@@ -153,7 +153,7 @@ func TestCompute(t *testing.T) {
 			name: "fixed port added",
 			plan: plan([]spec.Service{with(mcns("v1.1.0"), func(s *spec.Service) {
 				s.Components[0].FixedPorts = []int{53, 853}
-			})}, applied(mcns("v1.1.0")), noFeatures),
+			})}, appliedWith(Features{}, mcns("v1.1.0")), noFeatures),
 			want: []string{"+ mcns/mcns/port/fixed:853/a"},
 		},
 		{

@@ -36,6 +36,20 @@ type Deployed struct {
 	AppliedAt time.Time `json:"applied_at"`
 	// Components holds runtime facts per component name.
 	Components map[string]ComponentState `json:"components,omitempty"`
+	// Features are the kinds of resources the agent managed when it
+	// applied the service: the planner knows from them which routes,
+	// certificates and records exist, so turning a feature on later plans
+	// them for services already deployed.
+	Features Features `json:"features"`
+}
+
+// Features says which kinds of resources an agent manages beyond ports and
+// containers. The planner plans only those (planner.Features is this type).
+type Features struct {
+	Routes  bool `json:"routes"`
+	Certs   bool `json:"certs"`
+	Records bool `json:"records"`
+	Health  bool `json:"health"`
 }
 
 // ComponentState is what the agent recorded about one running component.
