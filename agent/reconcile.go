@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"metacircular.net/mcp/executor"
@@ -174,13 +175,26 @@ func (a *Agent) pruneImages(ctx context.Context) {
 }
 
 func partialReason(res executor.Result, invalid []spec.Invalid) string {
-	failed, bad := 0, len(invalid)
+	var failed, ok []string
 	for _, s := range res.Services {
 		if s.Err != nil {
-			failed++
+			failed = append(failed, s.Service)
+		} else {
+			ok = append(ok, s.Service)
 		}
 	}
-	return fmt.Sprintf("%d service(s) failed, %d invalid; the others converged", failed, bad)
+	var parts []string
+	if len(failed) > 0 {
+		parts = append(parts, "failed: "+strings.Join(failed, ", "))
+	}
+	if len(invalid) > 0 {
+		names := make([]string, len(invalid))
+		for i, inv := range invalid {
+			names[i] = inv.Name
+		}
+		parts = append(parts, "invalid (left as deployed): "+strings.Join(names, ", "))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // record keeps the outcome for status and appends it to the history.
