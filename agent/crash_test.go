@@ -248,6 +248,9 @@ func (cr *crashRun) recoverAndCheck() {
 	if open := n.journalOpen(); len(open) != 0 {
 		t.Errorf("journal entries left in flight: %+v", open)
 	}
+	if got, head := n.appliedCommit(), n.repo.Head().String(); got != head {
+		t.Errorf("applied commit after recovery = %q, want the pushed head %s", got, head)
+	}
 	if sc.webVersion != "" {
 		ports := servicePorts(snap, "web")
 		if sc.samePorts && !maps.Equal(ports, cr.portsBefore) {

@@ -188,6 +188,21 @@ func (n *testNode) snapshot() registry.Snapshot {
 	return snap
 }
 
+// appliedCommit is the commit the registry says was applied last.
+func (n *testNode) appliedCommit() string {
+	n.t.Helper()
+	reg, err := registry.Open(n.cfg.RegistryPath(), registry.ReadOnly())
+	if err != nil {
+		n.t.Fatalf("open registry: %v", err)
+	}
+	defer reg.Close()
+	c, err := reg.AppliedCommit(context.Background())
+	if err != nil {
+		n.t.Fatalf("applied commit: %v", err)
+	}
+	return c
+}
+
 // journalOpen lists journal entries still in flight.
 func (n *testNode) journalOpen() []registry.Entry {
 	n.t.Helper()
