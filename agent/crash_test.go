@@ -147,14 +147,7 @@ func crashAt(t *testing.T, im crashImages, sc crashScenario, k int) *planner.Pla
 	if k > len(cr.plan.Steps) {
 		t.Fatalf("k=%d but the %s plan has %d steps", k, sc.name, len(cr.plan.Steps))
 	}
-	crash := cr.n.agentProcess("--crash-after-step", fmt.Sprint(k))
-	if !crash.killed() {
-		t.Fatalf("the agent was not killed by the injection after step %d: %v", k, crash.state)
-	}
-	// The kill landed between step k and step k+1: k steps began.
-	if got := crash.lines("msg=step "); got != k {
-		t.Fatalf("the crashed agent began %d steps, want %d", got, k)
-	}
+	cr.crashAfter(k)
 	cr.recoverAndCheck()
 	return cr.plan
 }
@@ -190,11 +183,17 @@ func prepareCrash(t *testing.T, im crashImages, sc crashScenario) *crashRun {
 // user would notice: the change is complete, nothing leaked or went
 // missing, and nothing healthy was restarted.
 func (cr *crashRun) recoverAndCheck() {
+	cr.t.Helper()
+	cr.checkAfter(cr.n.recoverOnce)
+}
+
+// checkAfter is recoverAndCheck with another way to start the agent again.
+func (cr *crashRun) checkAfter(recover func()) {
 	t, n, sc := cr.t, cr.n, cr.sc
 	t.Helper()
 	afterCrash := n.containers()
 
-	n.recoverOnce()
+	recover()
 
 	want := []string{"keep.keep.a"}
 	if sc.webVersion != "" {
@@ -292,4 +291,46 @@ func stepIDs(p *planner.Plan) string {
 		ids[i] = st.ID
 	}
 	return strings.Join(ids, ", ")
+}
+
+// The repo moves on while the agent is down after a crash: recovery plans
+// from the registry against the new commit, and the converge pass takes
+// back what the crashed run had half done. A half-applied update that is
+// reverted ends on the old version everywhere (the component the crash had
+// not reached yet is not restarted); a half-created service that is
+// deleted leaves no container and no lease behind.
+func TestCrashThenRepoMovesOnConverges(t *testing.T) {
+	im := pushCrashImages(t)
+	scs := crashScenarios(im)
+	t.Run("update reverted", func(t *testing.T) {
+		cr := prepareCrash(t, im, scs[1])
+		// web/api's container is replaced (step 3), web/web's not yet.
+		cr.crashAfter(3)
+		cr.n.push(map[string]string{"services/web.toml": im.webV1Def}, "revert web to v1")
+		cr.sc.webVersion = "v1"
+		cr.recoverAndCheck()
+	})
+	t.Run("create deleted", func(t *testing.T) {
+		cr := prepareCrash(t, im, scs[0])
+		// Both leases, both images and web/api's container (step 5).
+		cr.crashAfter(5)
+		cr.n.remove([]string{"services/web.toml"}, "web was a mistake")
+		cr.sc.webVersion = ""
+		cr.recoverAndCheck()
+	})
+}
+
+// crashAfter runs `mcp agent --once --crash-after-step k` and checks the
+// injection killed it right after step k.
+func (cr *crashRun) crashAfter(k int) {
+	t := cr.t
+	t.Helper()
+	crash := cr.n.agentProcess("--crash-after-step", fmt.Sprint(k))
+	if !crash.killed() {
+		t.Fatalf("the agent was not killed by the injection after step %d: %v", k, crash.state)
+	}
+	// The kill landed between step k and step k+1: k steps began.
+	if got := crash.lines("msg=step "); got != k {
+		t.Fatalf("the crashed agent began %d steps, want %d", got, k)
+	}
 }

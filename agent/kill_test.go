@@ -1,13 +1,13 @@
 package agent
 
 import (
-	"bufio"
-	"context"
 	"fmt"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"metacircular.net/mcp/api"
 )
 
 // A real kill -9 from outside, while a step is in flight: the agent's log
@@ -30,7 +30,7 @@ func TestKillDuringStepConverges(t *testing.T) {
 				t.Run(fmt.Sprintf("step=%d", j), func(t *testing.T) {
 					cr := prepareCrash(t, im, sc)
 					steps = len(cr.plan.Steps)
-					open := cr.killDuringStep(j)
+					open := cr.killDuringStep(j, "--once")
 					if open > 0 {
 						inFlight++
 					}
@@ -50,51 +50,48 @@ func TestKillDuringStepConverges(t *testing.T) {
 	}
 }
 
-// killDuringStep runs `mcp agent --once` and SIGKILLs it as soon as its
-// log says step j began. It returns the number of journal entries the
-// kill left in flight.
-func (cr *crashRun) killDuringStep(j int) int {
+// killDuringStep runs `mcp agent extra...` and SIGKILLs it as soon as its
+// log says step j began. It returns the number of journal entries the kill
+// left in flight.
+func (cr *crashRun) killDuringStep(j int, extra ...string) int {
 	t, n := cr.t, cr.n
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := mcpCommand(t, ctx, "agent", "--config", n.cfgFile, "--once")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	waited := make(chan error, 1)
-	var log strings.Builder
-	// The pipe is drained to its end before Wait, as os/exec requires.
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		began := 0
-		for sc.Scan() {
-			line := sc.Text()
-			log.WriteString(line + "\n")
-			if strings.Contains(line, "msg=step ") {
-				if began++; began == j {
-					_ = syscall.Kill(cmd.Process.Pid, syscall.SIGKILL)
-				}
+	began := 0
+	p := n.startAgent(func(p *agentProc, line string) {
+		if strings.Contains(line, "msg=step ") {
+			if began++; began == j {
+				p.signal(syscall.SIGKILL)
 			}
 		}
-		waited <- cmd.Wait()
-	}()
-	var werr error
-	select {
-	case werr = <-waited:
-	case <-ctx.Done():
-		t.Fatal("the agent neither finished nor was killed within the wait")
-	}
-	t.Logf("mcp agent --once (killed at step %d):\n%s", j, log.String())
-	ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus)
-	if !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-		t.Fatalf("the agent ended with %v before step %d began, want it killed during the step", werr, j)
+	}, extra...)
+	if r := p.wait(3 * time.Minute); !r.killed() {
+		t.Fatalf("the agent ended with %v before step %d began, want it killed during the step", r.state, j)
 	}
 	open := n.journalOpen()
 	t.Logf("journal entries in flight after the kill: %d %+v", len(open), open)
 	return len(open)
+}
+
+// The agent as a service manager runs it: a daemon, killed with SIGKILL
+// while it replaces a container, and started again as a daemon (restart
+// supervisor and reconcile loop racing over the half-replaced component).
+// It converges as --once does, restarts nothing healthy, and SIGTERM then
+// stops it with exit 0, leaving every workload running.
+func TestDaemonKilledMidDeployRecovers(t *testing.T) {
+	im := pushCrashImages(t)
+	cr := prepareCrash(t, im, crashScenarios(im)[1])
+	cr.killDuringStep(3) // web/api's container replacement
+	cr.checkAfter(func() {
+		p := cr.n.startAgent(nil)
+		c := api.NewClient(cr.n.cfg.API.Socket)
+		waitFor(t, time.Minute, "the restarted agent's API", func() bool {
+			_, err := c.Status(t.Context())
+			return err == nil
+		})
+		waitApplied(t, c, cr.n.repo.Head().String())
+		p.signal(syscall.SIGTERM)
+		if r := p.wait(time.Minute); !r.state.Success() {
+			t.Fatalf("the agent ended with %v on SIGTERM, want exit 0", r.state)
+		}
+	})
 }

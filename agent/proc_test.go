@@ -1,10 +1,12 @@
 package agent
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -221,4 +223,84 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// agentProc is an `mcp agent` subprocess whose log lines are watched as
+// they come.
+type agentProc struct {
+	t    *testing.T
+	args []string
+	cmd  *exec.Cmd
+	done chan struct{} // closed once the process was waited for
+	err  error         // Wait's, once done is closed
+
+	mu  sync.Mutex
+	log strings.Builder
+}
+
+// startAgent starts `mcp agent --config <node's file> extra...`; onLine,
+// when set, sees every log line (on the reading goroutine, in order). The
+// process is killed and reaped when the test ends, if it still runs.
+func (n *testNode) startAgent(onLine func(p *agentProc, line string), extra ...string) *agentProc {
+	n.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &agentProc{t: n.t, args: append([]string{"agent", "--config", n.cfgFile}, extra...), done: make(chan struct{})}
+	p.cmd = mcpCommand(n.t, ctx, p.args...)
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		cancel()
+		n.t.Fatalf("start mcp %s: %v", strings.Join(p.args, " "), err)
+	}
+	// The pipe is drained to its end before Wait, as os/exec requires.
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			p.mu.Lock()
+			p.log.WriteString(line + "\n")
+			p.mu.Unlock()
+			if onLine != nil {
+				onLine(p, line)
+			}
+		}
+		_, _ = io.Copy(io.Discard, stderr)
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	n.t.Cleanup(func() {
+		cancel() // kills the process if it still runs
+		<-p.done
+		n.t.Logf("mcp %s:\n%s", strings.Join(p.args, " "), p.output())
+	})
+	return p
+}
+
+// signal sends sig to the agent process (not its group).
+func (p *agentProc) signal(sig syscall.Signal) {
+	_ = syscall.Kill(p.cmd.Process.Pid, sig)
+}
+
+// wait waits (bounded) for the process to end and returns how it ended.
+func (p *agentProc) wait(timeout time.Duration) procResult {
+	p.t.Helper()
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		p.t.Fatalf("mcp %s did not end within %s", strings.Join(p.args, " "), timeout)
+	}
+	var exit *exec.ExitError
+	if p.err != nil && !errors.As(p.err, &exit) {
+		p.t.Fatalf("mcp %s: %v", strings.Join(p.args, " "), p.err)
+	}
+	return procResult{state: p.cmd.ProcessState, log: p.output()}
+}
+
+func (p *agentProc) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.log.String()
 }
