@@ -72,6 +72,9 @@ type Config struct {
 	Registries []Registry
 	Log        LogConfig
 	Logs       LogsConfig
+	// Metrics and StatusPage are the opt-in HTTP listeners (config_ops.go).
+	Metrics    MetricsConfig
+	StatusPage StatusPageConfig
 }
 
 // Duration is a time.Duration written in the file as a string ("30s").
@@ -438,7 +441,7 @@ func (p *parser) config(raw map[string]any) *Config {
 		Log:   LogConfig{Format: "text", Level: "info"},
 		Logs:  LogsConfig{MaxBytes: DefaultLogMaxBytes, Keep: DefaultLogKeep},
 	}
-	p.known(raw, "", "node", "state_dir", "host_root", "allow_remove_all", "git", "containerd", "api", "ports", "registries", "log", "logs")
+	p.known(raw, "", "node", "state_dir", "host_root", "allow_remove_all", "git", "containerd", "api", "ports", "registries", "log", "logs", "metrics", "status_page")
 
 	_, hasNode := raw["node"]
 	switch {
@@ -471,6 +474,7 @@ func (p *parser) config(raw map[string]any) *Config {
 	c.Registries = p.registries(raw)
 	p.log(p.table(raw, "log"), &c.Log)
 	p.logs(p.table(raw, "logs"), &c.Logs)
+	p.ops(raw, c)
 	return c
 }
 
