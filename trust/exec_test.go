@@ -1,0 +1,8 @@
+package trust_test
+
+import "os/exec"
+
+func testenvCommand(name string, args ...string) (string, error) {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	return string(out), err
+}
