@@ -236,7 +236,11 @@ type Event struct {
 	Kind      string    `json:"kind"`
 	Service   string    `json:"service,omitempty"`
 	Component string    `json:"component,omitempty"`
-	Message   string    `json:"message"`
+	// Commit and PlanHash tie the event to the desired-state commit and
+	// the plan it happened under, when there is one.
+	Commit   string `json:"commit,omitempty"`
+	PlanHash string `json:"plan_hash,omitempty"`
+	Message  string `json:"message"`
 }
 
 // AppendEvent records an event (Time defaults to now) and keeps the last N
