@@ -94,6 +94,7 @@ func (e *Executor) Converge(ctx context.Context) ([]Repair, error) {
 		repairs = append(repairs, Repair{Service: l.Service, Component: l.Component, Resource: l.Key(),
 			What: "released port " + strconv.Itoa(l.Port) + " that no deployed service claims"})
 	}
+	repairs, errs = e.convergeRoutes(ctx, snap, repairs, errs)
 	for _, r := range repairs {
 		e.log.Warn("repaired drift", "service", r.Service, "component", r.Component, "resource", r.Resource, "what", r.What)
 	}
