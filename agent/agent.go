@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"metacircular.net/mcp/executor"
+	"metacircular.net/mcp/internal/version"
+	"metacircular.net/mcp/metrics"
 	"metacircular.net/mcp/planner"
 	"metacircular.net/mcp/registry"
 	gitsync "metacircular.net/mcp/sync"
@@ -62,6 +64,9 @@ type Agent struct {
 	failures map[string]string      // service → last error
 	restarts map[string]restartInfo // container ID → supervisor's report
 	started  time.Time
+
+	// ops holds the metrics, event bookkeeping and readiness (ops.go).
+	ops *opsState
 }
 
 // Deps are the agent's collaborators, built by the caller (cmd wiring or a
@@ -78,6 +83,10 @@ type Deps struct {
 	// Executor holds extra executor options: the drivers for routes,
 	// certificates, records and health checks this node has.
 	Executor []executor.Option
+	// Metrics receives the agent's metrics; nil: a private set (served
+	// only when [metrics] listen is set). Drivers built before the agent
+	// take it from here too.
+	Metrics *metrics.Metrics
 }
 
 // New assembles an agent from its configuration and collaborators.
@@ -97,7 +106,10 @@ func New(cfg *Config, d Deps) *Agent {
 	}
 	opts = append(opts, d.Executor...)
 	exec := executor.New(d.Registry, executor.RegistryJournal{Reg: d.Registry}, d.Ports, d.Runtime, cfg.LogDir(), opts...)
-	return &Agent{
+	if d.Metrics == nil {
+		d.Metrics = metrics.New(version.Version)
+	}
+	a := &Agent{
 		cfg:      cfg,
 		reg:      d.Registry,
 		src:      d.Source,
@@ -109,7 +121,10 @@ func New(cfg *Config, d Deps) *Agent {
 		requests: make(chan chan Outcome),
 		failures: map[string]string{},
 		restarts: map[string]restartInfo{},
+		ops:      newOps(d.Metrics),
 	}
+	d.Metrics.OnScrape(a.refreshServiceGauge)
+	return a
 }
 
 // Once recovers from any interrupted run and reconciles once.
@@ -152,6 +167,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		case r := <-a.requests:
 			reply = append(reply, r)
 		}
+		a.setLoopState(metrics.StateReconciling, 0)
 		out := a.reconcile(ctx)
 		for _, r := range reply {
 			r <- out
@@ -166,8 +182,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		if a.fetchFailures > 0 {
 			next = backoff.Next()
 			a.log.Info("retrying after backoff", "in", next.Round(time.Millisecond))
+			a.setLoopState(metrics.StateBackoff, next)
 		} else {
 			backoff.Reset()
+			a.setLoopState(metrics.StateIdle, 0)
 		}
 		if !timer.Stop() {
 			select {
@@ -182,6 +200,8 @@ func (a *Agent) Run(ctx context.Context) error {
 // ReconcileNow asks the loop to reconcile now and waits for the outcome.
 func (a *Agent) ReconcileNow(ctx context.Context) (Outcome, error) {
 	reply := make(chan Outcome, 1)
+	a.ops.metrics.AddWaiting(1)
+	defer a.ops.metrics.AddWaiting(-1)
 	select {
 	case a.requests <- reply:
 	case <-ctx.Done():

@@ -104,7 +104,9 @@ func (a *Agent) reconcile(ctx context.Context) Outcome {
 // last fetched revision when the remote is unreachable, so a remote outage
 // never stops the node from converging on what it already knows.
 func (a *Agent) revision(ctx context.Context) (*gitsync.Revision, error) {
+	fetchStart := time.Now()
 	rev, err := a.src.Fetch(ctx)
+	a.ops.metrics.ObserveFetch(time.Since(fetchStart), err)
 	if err != nil {
 		a.fetchFailures++
 		if a.rev != nil && errors.Is(err, gitsync.ErrUnreachable) {
@@ -199,6 +201,7 @@ func partialReason(res executor.Result, invalid []spec.Invalid) string {
 
 // record keeps the outcome for status and appends it to the history.
 func (a *Agent) record(ctx context.Context, out *Outcome) {
+	a.observe(ctx, out) // metrics and events (ops.go), before failures moves on
 	a.mu.Lock()
 	a.last = *out
 	for _, s := range out.Services {
