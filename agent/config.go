@@ -75,6 +75,11 @@ type Config struct {
 	// Metrics and StatusPage are the opt-in HTTP listeners (config_ops.go).
 	Metrics    MetricsConfig
 	StatusPage StatusPageConfig
+	// Trust, Status, Secrets and Quarantine: config_trust.go.
+	Trust      TrustConfig
+	Status     StatusConfig
+	Secrets    SecretsConfig
+	Quarantine QuarantineConfig
 }
 
 // Duration is a time.Duration written in the file as a string ("30s").
@@ -441,7 +446,7 @@ func (p *parser) config(raw map[string]any) *Config {
 		Log:   LogConfig{Format: "text", Level: "info"},
 		Logs:  LogsConfig{MaxBytes: DefaultLogMaxBytes, Keep: DefaultLogKeep},
 	}
-	p.known(raw, "", "node", "state_dir", "host_root", "allow_remove_all", "git", "containerd", "api", "ports", "registries", "log", "logs", "metrics", "status_page")
+	p.known(raw, "", "node", "state_dir", "host_root", "allow_remove_all", "git", "containerd", "api", "ports", "registries", "log", "logs", "metrics", "status_page", "trust", "status", "secrets", "quarantine")
 
 	_, hasNode := raw["node"]
 	switch {
@@ -475,6 +480,7 @@ func (p *parser) config(raw map[string]any) *Config {
 	p.log(p.table(raw, "log"), &c.Log)
 	p.logs(p.table(raw, "logs"), &c.Logs)
 	p.ops(raw, c)
+	p.trustTables(raw, c)
 	return c
 }
 
@@ -803,5 +809,6 @@ func (c *Config) checkHost() ConfigErrors {
 			}
 		}
 	}
+	errs = append(errs, c.checkTrustHost()...)
 	return errs
 }

@@ -67,6 +67,10 @@ func Daemon(ctx context.Context, cfg *Config, log *slog.Logger, once bool, opts 
 		return Outcome{}, fmt.Errorf("connect to containerd at %s (%s: containerd.address): %w", cfg.Containerd.Address, cfg.File, err)
 	}
 	defer rt.Close()
+	syncOpts, err := cfg.syncOptions(reg) // [trust]: verify before anything is applied
+	if err != nil {
+		return Outcome{}, err
+	}
 	src, err := gitsync.New(gitsync.Config{
 		URL:              cfg.Git.URL,
 		Branch:           cfg.Git.Branch,
@@ -76,7 +80,7 @@ func Daemon(ctx context.Context, cfg *Config, log *slog.Logger, once bool, opts 
 		HTTPUsername:     cfg.Git.HTTPUsername,
 		HTTPPasswordFile: cfg.Git.HTTPPasswordFile,
 		AllowBackwards:   cfg.Git.AllowBackwards,
-	}, gitsync.WithLogger(log))
+	}, append(syncOpts, gitsync.WithLogger(log))...)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("%s: %w", cfg.File, err)
 	}
