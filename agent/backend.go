@@ -28,9 +28,14 @@ func (a *Agent) Status(ctx context.Context) (api.Status, error) {
 	if err != nil {
 		return api.Status{}, fmt.Errorf("read registry: %w", err)
 	}
+	// Status is most wanted while something is wrong: when containerd
+	// does not answer (restarting, down), the registry's view is still
+	// shown, with the containers' states unknown, rather than no status.
+	var runtimeErr string
 	list, err := a.rt.List(ctx)
 	if err != nil {
-		return api.Status{}, fmt.Errorf("list containers: %w", err)
+		runtimeErr = fmt.Sprintf("containerd did not answer, container states are unknown: %v", err)
+		list = nil
 	}
 	running := make(map[string]executor.Container, len(list))
 	for _, c := range list {
@@ -48,6 +53,7 @@ func (a *Agent) Status(ctx context.Context) (api.Status, error) {
 		AppliedCommit: applied,
 		Branch:        a.cfg.Git.Branch,
 		LastReconcile: reconcileOf(last),
+		RuntimeError:  runtimeErr,
 	}
 	invalid := map[string]spec.Invalid{}
 	for _, inv := range last.Invalid {
@@ -64,12 +70,14 @@ func (a *Agent) Status(ctx context.Context) (api.Status, error) {
 		names[n] = true
 	}
 	for _, name := range slices.Sorted(maps.Keys(names)) {
-		st.Services = append(st.Services, serviceStatus(name, snap, running, restarts, invalid, failures))
+		st.Services = append(st.Services, serviceStatus(name, snap, running, runtimeErr == "", restarts, invalid, failures))
 	}
 	return st, nil
 }
 
-func serviceStatus(name string, snap registry.Snapshot, running map[string]executor.Container,
+// serviceStatus composes one service's status; known is false when the
+// runtime did not answer, so running holds nothing.
+func serviceStatus(name string, snap registry.Snapshot, running map[string]executor.Container, known bool,
 	restarts map[string]restartInfo, invalid map[string]spec.Invalid, failures map[string]string) api.ServiceStatus {
 	ss := api.ServiceStatus{Name: name}
 	d, deployed := snap.Services[name]
@@ -80,8 +88,10 @@ func serviceStatus(name string, snap registry.Snapshot, running map[string]execu
 			ss.State = api.StateStopped
 		}
 		for _, comp := range d.Spec.Components {
-			cs := componentStatus(name, comp, d, snap.Leases, running, restarts)
-			if d.Spec.Active && cs.State != api.ComponentRunning && ss.State == api.StateRunning {
+			cs := componentStatus(name, comp, d, snap.Leases, running, known, restarts)
+			// Unknown is not evidence of trouble: the service keeps the
+			// state its registry record gives it.
+			if d.Spec.Active && cs.State != api.ComponentRunning && cs.State != api.ComponentUnknown && ss.State == api.StateRunning {
 				ss.State = api.StateDegraded
 			}
 			ss.Components = append(ss.Components, cs)
@@ -107,7 +117,7 @@ func serviceStatus(name string, snap registry.Snapshot, running map[string]execu
 }
 
 func componentStatus(service string, comp spec.Component, d registry.Deployed, leases []registry.Lease,
-	running map[string]executor.Container, restarts map[string]restartInfo) api.ComponentStatus {
+	running map[string]executor.Container, known bool, restarts map[string]restartInfo) api.ComponentStatus {
 	st := d.Components[comp.Name]
 	id := executor.ContainerID(service, comp.Name, st.ActiveSlot)
 	cs := api.ComponentStatus{
@@ -133,6 +143,8 @@ func componentStatus(service string, comp spec.Component, d registry.Deployed, l
 	switch {
 	case !d.Spec.Active:
 		cs.State = api.ComponentStopped
+	case !known:
+		cs.State = api.ComponentUnknown
 	case !ok:
 		cs.State = api.ComponentMissing
 	case ri.CrashLoop && c.Status != executor.StatusRunning:

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,7 +18,8 @@ import (
 // client reconnects on its own, and the next reconcile neither restarts
 // nor recreates anything. While containerd is down, one workload crashes:
 // its exit happens with nobody listening, so restarting it proves the
-// agent's supervisor reconnected and caught up.
+// agent's supervisor reconnected and caught up. Meanwhile `mcp status`
+// still tells what is deployed.
 func TestContainerdRestartUnderRunningAgent(t *testing.T) {
 	d := testenv.StartContainerd(t)
 	n := newTestNode(t, withContainerd(d.Address), withPollInterval("1h"))
@@ -39,6 +41,20 @@ func TestContainerdRestartUnderRunningAgent(t *testing.T) {
 	ports := statusPorts(t, c, "web")
 
 	d.Stop()
+	// While containerd is down, `mcp status` still answers from the
+	// registry: what is deployed, on which ports; containers unknown.
+	out, code := mcpCLI(t, "status", "--socket", n.cfg.API.Socket, "--json")
+	var down api.Status
+	if err := json.Unmarshal([]byte(out), &down); code != 0 || err != nil {
+		t.Fatalf("mcp status with containerd down: exit %d (%v):\n%s", code, err, out)
+	}
+	if !strings.Contains(down.RuntimeError, "containerd") {
+		t.Errorf("status with containerd down says runtime_error %q, want it to name containerd", down.RuntimeError)
+	}
+	if ws, _ := down.Service("web"); len(ws.Components) != 2 || ws.Components[0].State != api.ComponentUnknown ||
+		ws.Components[0].Ports["rest"] != ports["api/rest"] {
+		t.Errorf("web in the status with containerd down = %+v, want its two components, state unknown, with their ports", ws)
+	}
 	victim := before["crash.crash.a"].PID
 	if err := syscall.Kill(int(victim), syscall.SIGKILL); err != nil {
 		t.Fatalf("kill crash's process %d: %v", victim, err)

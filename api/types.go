@@ -52,6 +52,7 @@ const (
 	ComponentRestarting = "restarting" // waiting out a restart backoff
 	ComponentCrashLoop  = "crash-loop" // restarts gave up; reported, not hammered
 	ComponentMissing    = "missing"    // the registry has it, the runtime does not
+	ComponentUnknown    = "unknown"    // the runtime did not answer (see Status.RuntimeError)
 )
 
 // Status is the agent's view of its node: GET /v1/status.
@@ -66,6 +67,10 @@ type Status struct {
 	Branch string `json:"branch,omitempty"`
 	// LastReconcile is the most recent reconcile (zero when none ran yet).
 	LastReconcile Reconcile `json:"last_reconcile,omitzero"`
+	// RuntimeError is set when the container runtime could not be asked
+	// (containerd down or restarting): services and ports still come from
+	// the node's registry, and component states are "unknown".
+	RuntimeError string `json:"runtime_error,omitempty"`
 	// Services are sorted by name.
 	Services []ServiceStatus `json:"services"`
 }

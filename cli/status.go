@@ -102,6 +102,9 @@ func renderStatus(w io.Writer, st api.Status) error {
 	if st.LastReconcile.Error != "" {
 		ew.printf("                 %s\n", st.LastReconcile.Error)
 	}
+	if st.RuntimeError != "" {
+		ew.printf("runtime:         %s\n", st.RuntimeError)
+	}
 	if ew.err != nil {
 		return ew.err
 	}
