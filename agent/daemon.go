@@ -10,6 +10,7 @@ import (
 	"metacircular.net/mcp/api"
 	"metacircular.net/mcp/executor/containerd"
 	"metacircular.net/mcp/executor/ports"
+	"metacircular.net/mcp/internal/logattr"
 	"metacircular.net/mcp/registry"
 	gitsync "metacircular.net/mcp/sync"
 )
@@ -91,12 +92,25 @@ func Daemon(ctx context.Context, cfg *Config, log *slog.Logger, once bool, opts 
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
+	// The API socket and the metrics and status page listeners are bound
+	// before anything runs, so a taken address fails the start at once;
+	// readiness (sd_notify) follows the first reconcile (ops_http.go).
+	sock, err := api.CreateSocket(ctx, cfg.API.Socket, cfg.API.SocketMode(), cfg.API.Group)
+	if err != nil {
+		return Outcome{}, fmt.Errorf("%s: api.socket: %w", cfg.File, err)
+	}
+	serveOps, err := a.startOps(ctx, log)
+	if err != nil {
+		sock.Close()
+		return Outcome{}, err
+	}
+	go func() { errc <- serveOps() }()
 	sup := containerd.NewSupervisor(rt, containerd.WithEventHandler(a.supervisorEvent))
 	go func() { errc <- ignoreCanceled(sup.Run(ctx)) }()
-	srv := api.NewServer(a)
+	srv := api.NewServer(a, api.WithLogger(log))
 	go func() {
-		if err := srv.Listen(ctx, cfg.API.Socket, cfg.API.SocketMode(), cfg.API.Group); err != nil {
+		if err := srv.Serve(ctx, sock); err != nil {
 			errc <- fmt.Errorf("%s: api.socket: %w", cfg.File, err)
 			return
 		}
@@ -142,6 +156,7 @@ func (a *Agent) supervisorEvent(e containerd.Event) {
 		a.log.Warn("containerd event stream", "event", string(e.Type), "err", e.Err)
 		return
 	}
+	a.observeSupervisor(e) // metrics and events (ops.go)
 	a.mu.Lock()
 	ri := a.restarts[e.ID]
 	ri.When, ri.LastExit = e.Time, e.ExitCode
@@ -157,6 +172,8 @@ func (a *Agent) supervisorEvent(e containerd.Event) {
 	}
 	a.restarts[e.ID] = ri
 	a.mu.Unlock()
-	a.log.Warn("container exited", "container", e.ID, "event", string(e.Type), "exit_code", e.ExitCode,
-		"restarts", e.Restarts, "delay", e.Delay, "err", e.Err)
+	service, component := splitContainerID(e.ID)
+	a.log.Warn("container exited", logattr.With(logattr.Service(service, component, "", ""),
+		"container", e.ID, "event", string(e.Type), "exit_code", e.ExitCode,
+		"restarts", e.Restarts, "delay", e.Delay, "err", e.Err)...)
 }
