@@ -34,6 +34,10 @@ import (
 // agent configuration says otherwise.
 const DefaultProxyCertDir = "/srv/mc-proxy/certs"
 
+// maxSkew is how far ahead of the node's clock a certificate's NotBefore
+// may be.
+const maxSkew = 10 * time.Minute
+
 // DefaultRenewBefore is how much validity must remain for a certificate to
 // be reused: 30 days of the usual 90.
 const DefaultRenewBefore = 30 * 24 * time.Hour
@@ -163,7 +167,9 @@ func (b Bundle) Check(hostname string, now time.Time) error {
 	if err := leaf.VerifyHostname(hostname); err != nil {
 		return fmt.Errorf("leaf: %w", err)
 	}
-	if now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
+	// A NotBefore a little ahead of now is the CA's clock, not a bad
+	// certificate: it becomes valid before any client notices.
+	if now.Add(maxSkew).Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
 		return fmt.Errorf("leaf valid %s to %s, not at %s", leaf.NotBefore.UTC().Format(time.RFC3339),
 			leaf.NotAfter.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
 	}
@@ -188,8 +194,12 @@ func (b Bundle) Check(hostname string, now time.Time) error {
 		for _, c := range chain[1:] {
 			inter.AddCert(c)
 		}
+		at := now
+		if at.Before(leaf.NotBefore) {
+			at = leaf.NotBefore // within maxSkew, see above
+		}
 		if _, err := leaf.Verify(x509.VerifyOptions{DNSName: hostname, Roots: roots, Intermediates: inter,
-			CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+			CurrentTime: at, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
 			return fmt.Errorf("chain does not verify to the CA: %w", err)
 		}
 	}
