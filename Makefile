@@ -5,7 +5,7 @@ LDFLAGS   := -s -w -X metacircular.net/mcp/internal/version.Version=$(VERSION)
 BIN       := bin/mcp
 GOLANGCI  ?= golangci-lint
 
-.PHONY: all build test test-short vet lint fmt bench bench-micro fuzz clean
+.PHONY: all build test test-short vet lint fmt bench bench-micro fuzz clean proto
 
 all: vet lint test build
 
@@ -48,3 +48,10 @@ fuzz:
 
 clean:
 	rm -rf bin
+
+# Regenerate the mc-proxy adapter's gRPC code (committed). Needs protoc
+# (Debian protobuf-compiler) and, in GOPATH/bin, protoc-gen-go v1.36.12 and
+# protoc-gen-go-grpc v1.6.2 (go install ...@version; never in go.mod).
+proto:
+	PATH="$$($(GO) env GOPATH)/bin:$$PATH" protoc --go_out=. --go_opt=paths=source_relative \
+		--go-grpc_out=. --go-grpc_opt=paths=source_relative executor/mcproxy/proto/mcproxy.proto
