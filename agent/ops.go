@@ -112,7 +112,7 @@ func (a *Agent) observe(ctx context.Context, out *Outcome) {
 				continue // the same failure as last time: already in the history
 			}
 			ev.Kind = registry.EventFailure
-			ev.Message = fmt.Sprintf("%s failed at %s: %v; its new work was undone", s.Service, s.FailedStep, s.Err)
+			ev.Message = fmt.Sprintf("%s failed: %v; its new work was undone", s.Service, s.Err)
 		case len(s.Steps) == 0:
 			continue
 		case removal:
@@ -156,10 +156,20 @@ func (a *Agent) observe(ctx context.Context, out *Outcome) {
 	}
 	a.ops.mu.Unlock()
 
-	for _, r := range out.Repairs {
-		m.DriftRepaired(r.Service, metrics.ResourceKind(r.Resource))
-		evs = append(evs, registry.Event{Kind: registry.EventDrift, Service: r.Service, Component: r.Component,
-			Commit: out.Commit, Message: fmt.Sprintf("drift repaired: %s (%s)", r.What, r.Resource)})
+	if len(out.Repairs) > 0 {
+		// A repair restores the version the registry records, which may
+		// come from an older commit than the one just reconciled.
+		deployed := map[string]string{}
+		if snap, err := a.reg.Snapshot(ctx); err == nil {
+			for name, d := range snap.Services {
+				deployed[name] = d.Commit
+			}
+		}
+		for _, r := range out.Repairs {
+			m.DriftRepaired(r.Service, metrics.ResourceKind(r.Resource))
+			evs = append(evs, registry.Event{Kind: registry.EventDrift, Service: r.Service, Component: r.Component,
+				Commit: deployed[r.Service], Message: fmt.Sprintf("drift repaired: %s (%s)", r.What, r.Resource)})
+		}
 	}
 	for _, e := range evs {
 		e.Time = out.Finished
