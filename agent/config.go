@@ -80,6 +80,9 @@ type Config struct {
 	Status     StatusConfig
 	Secrets    SecretsConfig
 	Quarantine QuarantineConfig
+	// Certs and ACME: config_certs.go.
+	Certs CertsConfig
+	ACME  ACMEConfig
 }
 
 // Duration is a time.Duration written in the file as a string ("30s").
@@ -446,7 +449,7 @@ func (p *parser) config(raw map[string]any) *Config {
 		Log:   LogConfig{Format: "text", Level: "info"},
 		Logs:  LogsConfig{MaxBytes: DefaultLogMaxBytes, Keep: DefaultLogKeep},
 	}
-	p.known(raw, "", "node", "state_dir", "host_root", "allow_remove_all", "git", "containerd", "api", "ports", "registries", "log", "logs", "metrics", "status_page", "trust", "status", "secrets", "quarantine")
+	p.known(raw, "", "node", "state_dir", "host_root", "allow_remove_all", "git", "containerd", "api", "ports", "registries", "log", "logs", "metrics", "status_page", "trust", "status", "secrets", "quarantine", "certs", "acme")
 
 	_, hasNode := raw["node"]
 	switch {
@@ -481,6 +484,7 @@ func (p *parser) config(raw map[string]any) *Config {
 	p.logs(p.table(raw, "logs"), &c.Logs)
 	p.ops(raw, c)
 	p.trustTables(raw, c)
+	p.certTables(raw, c)
 	return c
 }
 

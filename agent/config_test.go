@@ -145,7 +145,7 @@ func TestParseConfigRules(t *testing.T) {
 		{"state_dir relative", strings.Replace(base, `"/var/lib/mcp"`, `"mcp"`, 1), []string{`agent.toml: state_dir: "mcp" is not an absolute path`}},
 		{"allow_remove_all", "allow_remove_all = true\n" + base, nil},
 		{"allow_remove_all wrong type", "allow_remove_all = \"yes\"\n" + base, []string{`agent.toml: allow_remove_all: must be true or false, not string "yes"`}},
-		{"unknown top-level key", "nodes = 3\n" + base, []string{`agent.toml: nodes: unknown key (known at the top level: node, state_dir, host_root, allow_remove_all, git, containerd, api, ports, registries, log, logs, metrics, status_page, trust, status, secrets, quarantine)`}},
+		{"unknown top-level key", "nodes = 3\n" + base, []string{`agent.toml: nodes: unknown key (known at the top level: node, state_dir, host_root, allow_remove_all, git, containerd, api, ports, registries, log, logs, metrics, status_page, trust, status, secrets, quarantine, certs, acme)`}},
 		{"table given as value", "api = 3\n" + base, []string{`agent.toml: api: must be a table ([api]), not integer 3`}},
 		{"syntax error", "node = \n", []string{`agent.toml: line 1: expected value but found '\n' instead`}},
 
