@@ -95,6 +95,7 @@ func (e *Executor) Converge(ctx context.Context) ([]Repair, error) {
 			What: "released port " + strconv.Itoa(l.Port) + " that no deployed service claims"})
 	}
 	repairs, errs = e.convergeRoutes(ctx, snap, repairs, errs)
+	repairs, errs = e.convergeRecords(ctx, snap, repairs, errs) // DNS drift: records.go
 	for _, r := range repairs {
 		e.log.Warn("repaired drift", "service", r.Service, "component", r.Component, "resource", r.Resource, "what", r.What)
 	}
