@@ -80,6 +80,8 @@ type Config struct {
 	Status     StatusConfig
 	Secrets    SecretsConfig
 	Quarantine QuarantineConfig
+	// Proxy is the [proxy] table: config_proxy.go.
+	Proxy ProxyConfig
 	// Certs and ACME: config_certs.go.
 	Certs CertsConfig
 	ACME  ACMEConfig
@@ -449,7 +451,7 @@ func (p *parser) config(raw map[string]any) *Config {
 		Log:   LogConfig{Format: "text", Level: "info"},
 		Logs:  LogsConfig{MaxBytes: DefaultLogMaxBytes, Keep: DefaultLogKeep},
 	}
-	p.known(raw, "", "node", "state_dir", "host_root", "allow_remove_all", "git", "containerd", "api", "ports", "registries", "log", "logs", "metrics", "status_page", "trust", "status", "secrets", "quarantine", "certs", "acme")
+	p.known(raw, "", "node", "state_dir", "host_root", "allow_remove_all", "git", "containerd", "api", "ports", "registries", "log", "logs", "metrics", "status_page", "trust", "status", "secrets", "quarantine", "certs", "acme", "proxy")
 
 	_, hasNode := raw["node"]
 	switch {
@@ -484,6 +486,7 @@ func (p *parser) config(raw map[string]any) *Config {
 	p.logs(p.table(raw, "logs"), &c.Logs)
 	p.ops(raw, c)
 	p.trustTables(raw, c)
+	p.proxy(p.table(raw, "proxy"), &c.Proxy)
 	p.certTables(raw, c)
 	return c
 }

@@ -85,7 +85,12 @@ func Daemon(ctx context.Context, cfg *Config, log *slog.Logger, once bool, opts 
 	if err != nil {
 		return Outcome{}, fmt.Errorf("%s: %w", cfg.File, err)
 	}
-	a := New(cfg, Deps{Registry: reg, Source: src, Runtime: rt, Ports: leaser, Logger: log, AfterStep: set.afterStep})
+	routes, closeProxy, err := proxyRouter(ctx, cfg.Proxy) // [proxy]: routes through the node's proxy
+	if err != nil {
+		return Outcome{}, fmt.Errorf("%s: proxy: %w", cfg.File, err)
+	}
+	defer closeProxy()
+	a := New(cfg, Deps{Registry: reg, Source: src, Runtime: rt, Ports: leaser, Logger: log, AfterStep: set.afterStep, Executor: routes})
 	if once {
 		return a.Once(ctx)
 	}
