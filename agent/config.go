@@ -85,6 +85,8 @@ type Config struct {
 	// Certs and ACME: config_certs.go.
 	Certs CertsConfig
 	ACME  ACMEConfig
+	// DNS are the [[dns]] zones mcp manages records in: config_dns.go.
+	DNS []DNSZone
 }
 
 // Duration is a time.Duration written in the file as a string ("30s").
@@ -451,7 +453,7 @@ func (p *parser) config(raw map[string]any) *Config {
 		Log:   LogConfig{Format: "text", Level: "info"},
 		Logs:  LogsConfig{MaxBytes: DefaultLogMaxBytes, Keep: DefaultLogKeep},
 	}
-	p.known(raw, "", "node", "state_dir", "host_root", "allow_remove_all", "git", "containerd", "api", "ports", "registries", "log", "logs", "metrics", "status_page", "trust", "status", "secrets", "quarantine", "certs", "acme", "proxy")
+	p.known(raw, "", "node", "state_dir", "host_root", "allow_remove_all", "git", "containerd", "api", "ports", "registries", "log", "logs", "metrics", "status_page", "trust", "status", "secrets", "quarantine", "certs", "acme", "proxy", "dns")
 
 	_, hasNode := raw["node"]
 	switch {
@@ -488,6 +490,7 @@ func (p *parser) config(raw map[string]any) *Config {
 	p.trustTables(raw, c)
 	p.proxy(p.table(raw, "proxy"), &c.Proxy)
 	p.certTables(raw, c)
+	c.DNS = p.dns(raw) // [[dns]]: config_dns.go
 	return c
 }
 
