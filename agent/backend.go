@@ -72,7 +72,30 @@ func (a *Agent) Status(ctx context.Context) (api.Status, error) {
 	for _, name := range slices.Sorted(maps.Keys(names)) {
 		st.Services = append(st.Services, serviceStatus(name, snap, running, runtimeErr == "", restarts, invalid, failures))
 	}
+	a.routeStatus(ctx, st.Services)
 	return st, nil
+}
+
+// routeStatus adds each service's proxy routes and whether the proxy
+// confirmed them (read back). A proxy that does not answer marks them
+// unconfirmed; status is still served.
+func (a *Agent) routeStatus(ctx context.Context, services []api.ServiceStatus) {
+	routes, err := a.exec.Routes(ctx)
+	if err != nil {
+		a.log.Warn("status: routes", "err", err)
+		return
+	}
+	for _, r := range routes {
+		for i := range services {
+			if services[i].Name != r.Service {
+				continue
+			}
+			services[i].Routes = append(services[i].Routes, api.RouteStatus{
+				Component: r.Component, Route: r.Key, Listener: r.Route.Listener, Hostname: r.Route.Hostname,
+				Mode: r.Route.Mode, Backend: r.Route.Backend, Confirmed: r.Confirmed, Problem: r.Problem,
+			})
+		}
+	}
 }
 
 // serviceStatus composes one service's status; known is false when the

@@ -118,6 +118,26 @@ type ServiceStatus struct {
 	Diagnostics []string `json:"diagnostics,omitempty"`
 	// Components are in definition order.
 	Components []ComponentStatus `json:"components,omitempty"`
+	// Routes are the service's proxy routes on this node, when the agent
+	// manages routes, sorted by listener and hostname.
+	Routes []RouteStatus `json:"routes,omitempty"`
+}
+
+// RouteStatus is one proxy route of a service.
+type RouteStatus struct {
+	Component string `json:"component"`
+	// Route is the route's key in its component ("default" or its name).
+	Route string `json:"route"`
+	// Listener is the proxy's listener address ("127.0.0.1:443", ":443").
+	Listener string `json:"listener"`
+	Hostname string `json:"hostname"`
+	Mode     string `json:"mode"`
+	// Backend is the host:port the proxy sends the traffic to.
+	Backend string `json:"backend,omitempty"`
+	// Confirmed is true when the proxy, read back, holds exactly this route.
+	Confirmed bool `json:"confirmed"`
+	// Problem says why it is not confirmed.
+	Problem string `json:"problem,omitempty"`
 }
 
 // ComponentStatus is one component (container) of a service.

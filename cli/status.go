@@ -116,7 +116,7 @@ func renderStatus(w io.Writer, st api.Status) error {
 	if err := renderServices(w, st.Services); err != nil {
 		return err
 	}
-	return nil
+	return renderRoutes(w, st.Services)
 }
 
 // renderServices prints the services table and, when any service has
