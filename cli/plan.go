@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -96,8 +97,16 @@ func runPlan(cmd *cobra.Command, s streams, f planFlags) error {
 		if err := enc.Encode(p); err != nil {
 			return fmt.Errorf("write plan: %w", err)
 		}
-	} else if err := planner.Render(s.out, p); err != nil {
-		return fmt.Errorf("write plan: %w", err)
+	} else {
+		// Rendered into a buffer so the symbols can be coloured on a
+		// terminal (color.go); the renderer stays colourless.
+		var buf bytes.Buffer
+		if err := planner.Render(&buf, p); err != nil {
+			return fmt.Errorf("write plan: %w", err)
+		}
+		if _, err := s.out.Write(paletteFor(s.out).plan(buf.Bytes())); err != nil {
+			return fmt.Errorf("write plan: %w", err)
+		}
 	}
 	switch {
 	case len(p.Errors) > 0 || p.Refused != "":

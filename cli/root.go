@@ -69,6 +69,7 @@ node: host ports, containers, routes, certificates and DNS records.`,
 		newPlanCmd(s),
 		newAgentCmd(s),
 		newStatusCmd(s), newPsCmd(s), newLogsCmd(s), newSyncCmd(s),
+		newEventsCmd(s), newVersionCmd(s),
 	)
 	return root
 }

@@ -122,9 +122,10 @@ func renderStatus(w io.Writer, st api.Status) error {
 // renderServices prints the services table and, when any service has
 // components, the components table.
 func renderServices(w io.Writer, services []api.ServiceStatus) error {
+	pal := paletteFor(w) // states in colour on a terminal (color.go)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	ew := &errWriter{w: tw}
-	ew.printf("SERVICE\tSTATE\tCOMMIT\tERROR\n")
+	ew.printf("SERVICE\t%s\tCOMMIT\tERROR\n", pal.paint(sgrPlain, "STATE"))
 	for _, svc := range services {
 		// One line per problem, the first beside the service, so long
 		// diagnostics stay readable and columns stay aligned.
@@ -136,7 +137,7 @@ func renderServices(w io.Writer, services []api.ServiceStatus) error {
 		if len(problems) > 0 {
 			first = problems[0]
 		}
-		ew.printf("%s\t%s\t%s\t%s\n", svc.Name, svc.State, orDash(shortCommit(svc.Commit)), first)
+		ew.printf("%s\t%s\t%s\t%s\n", svc.Name, pal.state(svc.State), orDash(shortCommit(svc.Commit)), first)
 		for _, p := range problems[min(1, len(problems)):] {
 			ew.printf("\t\t\t%s\n", p)
 		}
@@ -155,10 +156,10 @@ func renderServices(w io.Writer, services []api.ServiceStatus) error {
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	ew = &errWriter{w: tw}
-	ew.printf("SERVICE\tCOMPONENT\tSTATE\tVERSION\tPORTS\tRESTARTS\tLAST ERROR\n")
+	ew.printf("SERVICE\tCOMPONENT\t%s\tVERSION\tPORTS\tRESTARTS\tLAST ERROR\n", pal.paint(sgrPlain, "STATE"))
 	for _, svc := range services {
 		for _, c := range svc.Components {
-			ew.printf("%s\t%s\t%s\t%s\t%s\t%d\t%s\n", svc.Name, c.Name, orDash(c.State), orDash(c.Version), ports(c.Ports), c.Restarts, orDash(c.LastError))
+			ew.printf("%s\t%s\t%s\t%s\t%s\t%d\t%s\n", svc.Name, c.Name, pal.state(orDash(c.State)), orDash(c.Version), ports(c.Ports), c.Restarts, orDash(c.LastError))
 		}
 	}
 	if ew.err == nil {

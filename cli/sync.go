@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -24,7 +25,11 @@ Exit status: 0 when the reconcile succeeded or had nothing to do, 1 when it
 failed or some service failed (or the agent could not be reached).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// A reconcile that pulls images can take minutes: show that
+			// the command is waiting (stderr, terminals only).
+			pr := startProgress(s.err, "waiting for the agent's reconcile", time.Second)
 			res, err := agentClient(socket).Sync(cmd.Context())
+			pr.stop()
 			if err != nil {
 				return err
 			}

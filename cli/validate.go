@@ -8,8 +8,24 @@ import (
 	"metacircular.net/mcp/spec"
 )
 
+// validateResult is `mcp validate --json`.
+type validateResult struct {
+	Valid       bool               `json:"valid"`
+	Services    []string           `json:"services"`
+	Invalid     []string           `json:"invalid,omitempty"`
+	Nodes       int                `json:"nodes"`
+	Diagnostics []validateDiagnose `json:"diagnostics,omitempty"`
+}
+
+type validateDiagnose struct {
+	spec.Diagnostic
+	Severity string `json:"severity"`
+	Text     string `json:"text"` // as printed without --json
+}
+
 func newValidateCmd(s streams) *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "validate [DIR]",
 		Short: "Check a desired-state repository's definitions",
 		Long: `Validate loads mcp.toml and services/*.toml from DIR (default ".") and
@@ -25,6 +41,25 @@ Exit status: 0 when valid, 1 when not. Warnings do not fail validation.`,
 			if err != nil {
 				return fmt.Errorf("load %s: %w", dir, err)
 			}
+			if asJSON {
+				res := validateResult{Valid: !repo.Diagnostics.HasErrors(), Services: []string{}, Nodes: len(repo.Platform.Nodes)}
+				for _, svc := range repo.Services {
+					res.Services = append(res.Services, svc.Name)
+				}
+				for _, inv := range repo.Invalid {
+					res.Invalid = append(res.Invalid, inv.Name)
+				}
+				for _, d := range repo.Diagnostics {
+					res.Diagnostics = append(res.Diagnostics, validateDiagnose{Diagnostic: d, Severity: d.Severity.String(), Text: d.Error()})
+				}
+				if err := writeJSON(s.out, res); err != nil {
+					return err
+				}
+				if !res.Valid {
+					return exitError{ExitError}
+				}
+				return nil
+			}
 			for _, d := range repo.Diagnostics {
 				fmt.Fprintln(s.err, d.Error())
 			}
@@ -36,4 +71,6 @@ Exit status: 0 when valid, 1 when not. Warnings do not fail validation.`,
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result and every diagnostic as one JSON object on stdout")
+	return cmd
 }
