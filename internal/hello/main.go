@@ -21,10 +21,17 @@
 //
 // $HELLO_START_DELAY (a Go duration) waits that long before listening, to
 // exercise health waits.
+//
+// $HELLO_TLS_CERT and $HELLO_TLS_KEY (PEM files) serve TLS with that
+// certificate, for TLS passed through a proxy untouched (l4 routes). TLS is
+// on every port, or only on the ports of the variables listed in
+// $HELLO_TLS_ON (e.g. "PORT_PASS"), so one container can also serve a
+// plain port behind a TLS-terminating (l7) route.
 package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log"
@@ -95,11 +102,19 @@ func main() {
 		wg      sync.WaitGroup
 		servers []*http.Server
 	)
+	tlsCfg, tlsPorts, err := tlsSetup()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "hello: %v\n", err)
+		os.Exit(2)
+	}
 	for _, port := range ports {
 		ln, err := net.Listen("tcp", net.JoinHostPort("0.0.0.0", port))
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "hello: %v\n", err)
 			os.Exit(1)
+		}
+		if tlsCfg != nil && (tlsPorts == nil || tlsPorts[port]) {
+			ln = tls.NewListener(ln, tlsCfg)
 		}
 		srv := &http.Server{Handler: handler(port, mode == "unhealthy"), ReadHeaderTimeout: 10 * time.Second}
 		servers = append(servers, srv)
@@ -121,6 +136,29 @@ func main() {
 		_ = srv.Shutdown(shutdownCtx)
 	}
 	wg.Wait()
+}
+
+// tlsSetup reads $HELLO_TLS_CERT and $HELLO_TLS_KEY; ports is nil when
+// every port serves TLS, else the ports of the $HELLO_TLS_ON variables.
+func tlsSetup() (*tls.Config, map[string]bool, error) {
+	certFile, keyFile := os.Getenv("HELLO_TLS_CERT"), os.Getenv("HELLO_TLS_KEY")
+	if certFile == "" && keyFile == "" {
+		return nil, nil, nil
+	}
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("HELLO_TLS_CERT/HELLO_TLS_KEY: %w", err)
+	}
+	var ports map[string]bool
+	if on := os.Getenv("HELLO_TLS_ON"); on != "" {
+		ports = map[string]bool{}
+		for _, name := range strings.Split(on, ",") {
+			if p := os.Getenv(strings.TrimSpace(name)); p != "" {
+				ports[p] = true
+			}
+		}
+	}
+	return &tls.Config{Certificates: []tls.Certificate{pair}}, ports, nil
 }
 
 // listenPorts returns $PORT and every $PORT_<NAME>, deduplicated and sorted
