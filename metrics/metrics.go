@@ -14,9 +14,11 @@
 package metrics
 
 import (
+	"context"
 	"net/http"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -63,6 +65,9 @@ type Metrics struct {
 	state             *prometheus.GaugeVec
 	waiting           prometheus.Gauge
 	backoff           prometheus.Gauge
+
+	mu       sync.Mutex
+	onScrape []func(context.Context)
 }
 
 // New creates the metrics and registers them, with the Go runtime and
@@ -164,12 +169,42 @@ func New(version string) *Metrics {
 	return m
 }
 
-// Handler serves the metrics in the Prometheus exposition format.
+// Handler serves the metrics in the Prometheus exposition format, after
+// running the OnScrape hooks.
 func (m *Metrics) Handler() http.Handler {
 	if m == nil {
 		return http.NotFoundHandler()
 	}
-	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+	h := promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m.Refresh(r.Context())
+		h.ServeHTTP(w, r)
+	})
+}
+
+// OnScrape adds a hook run before every scrape: for values that cost
+// something to compute (a status read, a registry scan) and so are only
+// computed when someone asks.
+func (m *Metrics) OnScrape(fn func(ctx context.Context)) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.onScrape = append(m.onScrape, fn)
+}
+
+// Refresh runs the OnScrape hooks; Handler calls it, tests may too.
+func (m *Metrics) Refresh(ctx context.Context) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	hooks := append([]func(context.Context){}, m.onScrape...)
+	m.mu.Unlock()
+	for _, fn := range hooks {
+		fn(ctx)
+	}
 }
 
 // Register adds a collector of another part of mcp (say, one that reads
