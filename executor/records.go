@@ -48,21 +48,25 @@ type RecordSet struct {
 // WithRecords makes the executor manage DNS records: record steps run,
 // Features reports Records, and the converge pass repairs drift. zones say
 // which provider serves which zone (the longest match wins); addresses
-// returns the current node's addresses from the desired state (mcp.toml's
-// [[nodes]]), the values of its A and AAAA records. It is called when a
-// record step runs and on every converge pass; an error there or an empty
-// answer fails create steps, and the converge pass then keeps what it
+// returns this node's addresses as the desired state at commit declares
+// them (mcp.toml's [[nodes]]), the values of its A and AAAA records. A
+// record step asks with the commit being applied, the converge pass with
+// the commit the owning service was deployed from. An error or an empty
+// answer fails a record step; the converge pass then keeps what it
 // recorded.
-func WithRecords(zones []dns.Zone, addresses func(ctx context.Context) ([]string, error)) Option {
+func WithRecords(zones []dns.Zone, addresses AddressFunc) Option {
 	return func(e *Executor) {
 		e.kinds[planner.KindRecord] = &recordRunner{e: e, zones: slices.Clone(zones), addresses: addresses}
 	}
 }
 
+// AddressFunc returns the node's addresses in the desired state of commit.
+type AddressFunc func(ctx context.Context, commit string) ([]string, error)
+
 type recordRunner struct {
 	e         *Executor
 	zones     []dns.Zone
-	addresses func(ctx context.Context) ([]string, error)
+	addresses AddressFunc
 }
 
 func (rr *recordRunner) run(ctx context.Context, r *serviceRun, st planner.Step) error {
@@ -78,7 +82,7 @@ func (rr *recordRunner) run(ctx context.Context, r *serviceRun, st planner.Step)
 	if !ok {
 		return fmt.Errorf("%w: %s (zones: %s; see [[dns]] in the agent config)", ErrNoZone, host, rr.zoneNames())
 	}
-	want, err := rr.wanted(ctx, host, zone)
+	want, err := rr.wanted(ctx, host, zone, r.commit)
 	if err != nil {
 		return err
 	}
@@ -112,11 +116,11 @@ func (rr *recordRunner) run(ctx context.Context, r *serviceRun, st planner.Step)
 }
 
 // wanted is the records host should have: one per node address.
-func (rr *recordRunner) wanted(ctx context.Context, host string, zone dns.Zone) ([]dns.Record, error) {
+func (rr *recordRunner) wanted(ctx context.Context, host string, zone dns.Zone, commit string) ([]dns.Record, error) {
 	if rr.addresses == nil {
 		return nil, fmt.Errorf("records for %s: %w (no address source)", host, ErrNoAddresses)
 	}
-	addrs, err := rr.addresses(ctx)
+	addrs, err := rr.addresses(ctx, commit)
 	if err != nil {
 		return nil, fmt.Errorf("records for %s: node addresses: %w", host, err)
 	}
@@ -355,7 +359,7 @@ func (e *Executor) convergeRecords(ctx context.Context, snap registry.Snapshot, 
 			errs = append(errs, fmt.Errorf("records of %s: %w: %s is no longer configured", set.Hostname, ErrNoZone, set.Zone))
 			continue
 		}
-		owner := claimant(snap, set)
+		owner, commit := claimant(snap, set)
 		if owner == "" {
 			if err := rr.deleteSet(ctx, zone, set); err != nil {
 				errs = append(errs, fmt.Errorf("remove orphan records of %s: %w", set.Hostname, err))
@@ -366,7 +370,7 @@ func (e *Executor) convergeRecords(ctx context.Context, snap registry.Snapshot, 
 			continue
 		}
 		want := set
-		if w, err := rr.wanted(ctx, set.Hostname, zone); err == nil {
+		if w, err := rr.wanted(ctx, set.Hostname, zone, commit); err == nil {
 			want.Records = w
 		}
 		addrsChanged := !slices.Equal(want.Records, set.Records)
@@ -392,8 +396,8 @@ func (e *Executor) convergeRecords(ctx context.Context, snap registry.Snapshot, 
 }
 
 // claimant is a deployed, active service among set's owners that still
-// routes its hostname, or "".
-func claimant(snap registry.Snapshot, set RecordSet) string {
+// routes its hostname, or "", and the commit it was deployed from.
+func claimant(snap registry.Snapshot, set RecordSet) (string, string) {
 	for _, name := range set.Services {
 		d, ok := snap.Services[name]
 		if !ok || !d.Spec.Active {
@@ -402,12 +406,12 @@ func claimant(snap registry.Snapshot, set RecordSet) string {
 		for _, c := range d.Spec.Components {
 			for _, r := range c.Routes {
 				if dns.Fqdn(r.Hostname) == set.Hostname {
-					return name
+					return name, d.Commit
 				}
 			}
 		}
 	}
-	return ""
+	return "", ""
 }
 
 // Records returns the recorded DNS record sets, sorted by hostname.

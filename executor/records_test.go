@@ -3,6 +3,7 @@ package executor_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -58,7 +59,10 @@ func (env *recEnv) provider(secretFile string) dns.Provider {
 }
 
 func (env *recEnv) executor(p dns.Provider) *executor.Executor {
-	addrs := func(context.Context) ([]string, error) {
+	addrs := func(_ context.Context, commit string) ([]string, error) {
+		if commit != "c1" {
+			return nil, fmt.Errorf("addresses asked for commit %q", commit)
+		}
 		env.mu.Lock()
 		defer env.mu.Unlock()
 		return slices.Clone(env.addrs), nil
@@ -329,7 +333,7 @@ func TestRecordsHostnameOutsideEveryZoneFails(t *testing.T) {
 	e := executor.New(reg, executor.RegistryJournal{Reg: reg}, &stablePorts{},
 		&fakeRuntime{running: map[string]executor.ContainerSpec{}}, t.TempDir(),
 		executor.WithRecords([]dns.Zone{{Name: "other.example.org", Provider: lossy{}, TTL: 60}},
-			func(context.Context) ([]string, error) { return []string{"192.0.2.1"}, nil }))
+			func(context.Context, string) ([]string, error) { return []string{"192.0.2.1"}, nil }))
 	desired := []spec.Service{service()}
 	p := planner.Compute(planner.Input{Node: "n1", Domain: "example.org", Desired: desired, Features: e.Features()})
 	res, err := e.Apply(context.Background(), p, desired, "c1")
@@ -357,7 +361,7 @@ func TestRecordsThroughMCNSStandin(t *testing.T) {
 	e := executor.New(reg, executor.RegistryJournal{Reg: reg}, &stablePorts{},
 		&fakeRuntime{running: map[string]executor.ContainerSpec{}}, t.TempDir(),
 		executor.WithRecords([]dns.Zone{{Name: recZone, Provider: p, TTL: 60}},
-			func(context.Context) ([]string, error) { return []string{"192.0.2.1", "10.0.0.1"}, nil }))
+			func(context.Context, string) ([]string, error) { return []string{"192.0.2.1", "10.0.0.1"}, nil }))
 	apply := func(desired ...spec.Service) {
 		t.Helper()
 		snap, _ := reg.Snapshot(context.Background())
