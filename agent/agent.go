@@ -67,6 +67,8 @@ type Agent struct {
 
 	// ops holds the metrics, event bookkeeping and readiness (ops.go).
 	ops *opsState
+	// ts follows trust, status notes and quarantine (quarantine.go).
+	ts *trustState
 }
 
 // Deps are the agent's collaborators, built by the caller (cmd wiring or a
@@ -122,6 +124,7 @@ func New(cfg *Config, d Deps) *Agent {
 		failures: map[string]string{},
 		restarts: map[string]restartInfo{},
 		ops:      newOps(d.Metrics),
+		ts:       newTrustState(),
 	}
 	d.Metrics.OnScrape(a.refreshServiceGauge)
 	return a

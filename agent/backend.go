@@ -73,6 +73,7 @@ func (a *Agent) Status(ctx context.Context) (api.Status, error) {
 		st.Services = append(st.Services, serviceStatus(name, snap, running, runtimeErr == "", restarts, invalid, failures))
 	}
 	a.routeStatus(ctx, st.Services)
+	a.addQuarantine(ctx, &st)
 	return st, nil
 }
 
@@ -232,7 +233,7 @@ func (a *Agent) Snapshot(ctx context.Context) (api.SnapshotResponse, error) {
 	if err != nil {
 		return api.SnapshotResponse{}, fmt.Errorf("read registry: %w", err)
 	}
-	return api.SnapshotResponse{Snapshot: snap, Features: a.features, AllowRemoveAll: a.cfg.AllowRemoveAll}, nil
+	return api.SnapshotResponse{Snapshot: snap, Features: a.features, AllowRemoveAll: a.cfg.AllowRemoveAll, Quarantine: a.quarantineList(ctx)}, nil
 }
 
 // Sync runs a reconcile now through the loop.

@@ -91,6 +91,9 @@ func Daemon(ctx context.Context, cfg *Config, log *slog.Logger, once bool, opts 
 	}
 	defer closeProxy()
 	a := New(cfg, Deps{Registry: reg, Source: src, Runtime: rt, Ports: leaser, Logger: log, AfterStep: set.afterStep, Executor: routes})
+	if err := a.enableNotes(src); err != nil { // [status] notes
+		return Outcome{}, err
+	}
 	if once {
 		return a.Once(ctx)
 	}
@@ -157,6 +160,7 @@ type restartInfo struct {
 // supervisorEvent records restarts and crash loops for status. It must not
 // block: it runs on the supervisor's goroutines.
 func (a *Agent) supervisorEvent(e containerd.Event) {
+	a.crashLoopQuarantine(e) // quarantine.go
 	if e.ID == "" {
 		a.log.Warn("containerd event stream", "event", string(e.Type), "err", e.Err)
 		return

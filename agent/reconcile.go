@@ -44,7 +44,9 @@ func (a *Agent) reconcile(ctx context.Context) Outcome {
 	out := Outcome{Started: a.now()}
 	defer func() {
 		out.Finished = a.now()
+		a.quarantineFailures(ctx, &out) // quarantine.go
 		a.record(ctx, &out)
+		a.publishStatus(ctx, &out) // statusnotes.go
 	}()
 
 	rev, err := a.revision(ctx)
@@ -75,6 +77,7 @@ func (a *Agent) reconcile(ctx context.Context) Outcome {
 		return out
 	}
 	in.Actual = snap
+	a.holdQuarantined(ctx, &in) // quarantine.go
 	p := planner.Compute(in)
 	out.Plan, out.PlanHash = p, p.Hash
 
@@ -219,6 +222,7 @@ func (a *Agent) record(ctx context.Context, out *Outcome) {
 		Error:    out.Err,
 		Time:     out.Started,
 		Duration: out.Finished.Sub(out.Started),
+		Services: a.serviceOutcomes(out),
 	})
 	if err != nil {
 		a.log.Error("append history", "err", err)

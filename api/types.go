@@ -43,6 +43,9 @@ const (
 	StateStopped   = "stopped"   // deployed with active = false
 	StateRemoved   = "removed"   // gone from the repo; being or already removed
 	StateDegraded  = "degraded"  // deployed, but a container is not running
+	// StateQuarantined: its definition failed repeatedly and is not retried
+	// (see Status.Quarantine); the deployed version is kept.
+	StateQuarantined = "quarantined"
 )
 
 // Component states.
@@ -73,6 +76,8 @@ type Status struct {
 	RuntimeError string `json:"runtime_error,omitempty"`
 	// Services are sorted by name.
 	Services []ServiceStatus `json:"services"`
+	// Quarantine lists the (service, definition) pairs not retried, and why.
+	Quarantine []registry.Quarantine `json:"quarantine,omitempty"`
 }
 
 // Service returns the named service's status, or false.
@@ -191,6 +196,9 @@ type SnapshotResponse struct {
 	// AllowRemoveAll mirrors the agent's allow_remove_all setting, which
 	// decides whether a plan removing every service is refused.
 	AllowRemoveAll bool `json:"allow_remove_all,omitempty"`
+	// Quarantine is held as deployed by the planner's input
+	// (planner.HoldQuarantined), so the plan matches the agent's.
+	Quarantine []registry.Quarantine `json:"quarantine,omitempty"`
 }
 
 // SyncResult is the body of POST /v1/sync: the reconcile it triggered and the

@@ -179,6 +179,10 @@ type ServiceOutcome struct {
 	Service string `json:"service"`
 	Result  string `json:"result"`
 	Error   string `json:"error,omitempty"`
+	// SpecHash is the definition the reconcile worked on (quarantine counts
+	// failures per definition); FailedStep the step that failed.
+	SpecHash   string `json:"spec_hash,omitempty"`
+	FailedStep string `json:"failed_step,omitempty"`
 }
 
 // AppendHistory records a reconcile and keeps the last N (WithHistoryLimit).
