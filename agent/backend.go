@@ -73,6 +73,7 @@ func (a *Agent) Status(ctx context.Context) (api.Status, error) {
 		st.Services = append(st.Services, serviceStatus(name, snap, running, runtimeErr == "", restarts, invalid, failures))
 	}
 	a.routeStatus(ctx, st.Services)
+	a.certStatus(ctx, st.Services) // certs.go
 	a.addQuarantine(ctx, &st)
 	return st, nil
 }

@@ -27,6 +27,10 @@ const (
 // CertsConfig is the [certs] table: who issues certificates and where the
 // proxy reads them (executor/certs describes the file layout).
 type CertsConfig struct {
+	// Enabled is set by a [certs] table; certificates are also managed,
+	// from the default issuer, whenever a [proxy] driver is configured
+	// (its L7 routes need them). See Config.CertsOn.
+	Enabled bool
 	// Issuer is IssuerLocal ("" means the same) or IssuerACME.
 	Issuer string
 	// RenewBefore is the renewal window; zero means 30 days.
@@ -103,6 +107,13 @@ func parseOwner(s string) (int, int, bool) {
 	return uid, gid, true
 }
 
+// CertsOn reports whether the agent manages certificates: a [certs] table,
+// certs.issuer = "acme", or a proxy whose L7 routes need them. Off, no cert
+// steps are planned, as before certificates existed.
+func (c *Config) CertsOn() bool {
+	return c.Certs.Enabled || c.Certs.Issuer != "" || c.Proxy.Driver != ""
+}
+
 // LocalCADir is where the embedded CA keeps its root and intermediate.
 func (c *Config) LocalCADir() string { return c.StateDir + "/ca" }
 
@@ -116,6 +127,7 @@ func (c *Config) ACMEStateDir() string { return c.StateDir + "/acme" }
 func (p *parser) certTables(raw map[string]any, c *Config) {
 	if t := p.table(raw, "certs"); t != nil {
 		const pre = "certs"
+		c.Certs.Enabled = true
 		p.known(t, pre, "issuer", "renew_before", "proxy_cert_dir", "proxy_cert_owner")
 		if p.str(t, pre, "issuer", &c.Certs.Issuer) && c.Certs.Issuer != IssuerLocal && c.Certs.Issuer != IssuerACME {
 			p.errorf("certs.issuer", "%q is not one of local, acme", c.Certs.Issuer)

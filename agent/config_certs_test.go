@@ -109,3 +109,41 @@ func TestParseCertsConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestCertOptions(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		name    string
+		cfg     Config
+		on      bool
+		wantErr string
+	}{
+		{"off without [certs] or [proxy]", Config{}, false, ""},
+		{"local by default with a proxy", Config{Proxy: ProxyConfig{Driver: ProxyHAProxy, CertDir: "/srv/mc-proxy/certs"}}, true, ""},
+		{"local", Config{Certs: CertsConfig{Enabled: true}}, true, ""},
+		{"acme", Config{Certs: CertsConfig{Enabled: true, Issuer: IssuerACME}, ACME: ACMEConfig{DirectoryURL: "https://ca.example/dir"}}, true, ""},
+		{"acme dns-01 zone without a DNS driver", Config{Certs: CertsConfig{Enabled: true, Issuer: IssuerACME},
+			ACME: ACMEConfig{DirectoryURL: "https://ca.example/dir", Zones: []ACMEZone{{Zone: "example.org", Challenge: "dns-01"}}}},
+			false, "acme.zones[0]: zone example.org uses dns-01 but no [[dns]] entry serves it"},
+		{"cert dirs disagree", Config{Certs: CertsConfig{Enabled: true, ProxyCertDir: "/a"}, Proxy: ProxyConfig{Driver: ProxyHAProxy, CertDir: "/b"}},
+			false, "certs.proxy_cert_dir /a differs from proxy.cert_dir /b"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.cfg.File, tt.cfg.StateDir, tt.cfg.Node = "agent.toml", dir, "n1"
+			s, err := CertOptions(&tt.cfg, nil, nil)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := len(s.Options()) == 1; got != tt.on {
+				t.Errorf("certificates on = %v, want %v", got, tt.on)
+			}
+		})
+	}
+}

@@ -85,12 +85,18 @@ func Daemon(ctx context.Context, cfg *Config, log *slog.Logger, once bool, opts 
 	if err != nil {
 		return Outcome{}, fmt.Errorf("%s: %w", cfg.File, err)
 	}
+	// [certs] and [acme] (config_certs.go); DNS-01 goes through the
+	// [[dns]] drivers.
+	certSetup, err := CertOptions(cfg, log, nil)
+	if err != nil {
+		return Outcome{}, err
+	}
 	routes, closeProxy, err := proxyRouter(ctx, cfg.Proxy) // [proxy]: routes through the node's proxy
 	if err != nil {
 		return Outcome{}, fmt.Errorf("%s: proxy: %w", cfg.File, err)
 	}
 	defer closeProxy()
-	a := New(cfg, Deps{Registry: reg, Source: src, Runtime: rt, Ports: leaser, Logger: log, AfterStep: set.afterStep, Executor: routes})
+	a := New(cfg, Deps{Registry: reg, Source: src, Runtime: rt, Ports: leaser, Logger: log, AfterStep: set.afterStep, Executor: append(routes, certSetup.Options()...)})
 	if err := a.enableNotes(src); err != nil { // [status] notes
 		return Outcome{}, err
 	}
@@ -100,7 +106,7 @@ func Daemon(ctx context.Context, cfg *Config, log *slog.Logger, once bool, opts 
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	// The API socket and the metrics and status page listeners are bound
 	// before anything runs, so a taken address fails the start at once;
 	// readiness (sd_notify) follows the first reconcile (ops_http.go).
@@ -114,6 +120,14 @@ func Daemon(ctx context.Context, cfg *Config, log *slog.Logger, once bool, opts 
 		return Outcome{}, err
 	}
 	go func() { errc <- serveOps() }()
+	if certSetup.HTTP01 != nil {
+		serveACME, err := serveHTTP01(ctx, certSetup.Listen, certSetup.HTTP01)
+		if err != nil {
+			sock.Close()
+			return Outcome{}, fmt.Errorf("%s: %w", cfg.File, err)
+		}
+		go func() { errc <- serveACME() }()
+	}
 	sup := containerd.NewSupervisor(rt, containerd.WithEventHandler(a.supervisorEvent))
 	go func() { errc <- ignoreCanceled(sup.Run(ctx)) }()
 	srv := api.NewServer(a, api.WithLogger(log))

@@ -143,6 +143,7 @@ func (a *Agent) converge(ctx context.Context, out *Outcome) {
 	defer a.pruneImages(ctx)
 	repairs, err := a.exec.Converge(ctx)
 	out.Repairs = repairs
+	a.renewCerts(ctx) // certs.go: renewal runs every pass, not only on deploy
 	if err != nil {
 		a.log.Error("converge", "err", err)
 		if out.Err == "" {

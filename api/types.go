@@ -126,6 +126,25 @@ type ServiceStatus struct {
 	// Routes are the service's proxy routes on this node, when the agent
 	// manages routes, sorted by listener and hostname.
 	Routes []RouteStatus `json:"routes,omitempty"`
+	// Certs are the certificates of the service's route hostnames, when
+	// the agent manages certificates, sorted by hostname.
+	Certs []CertStatus `json:"certs,omitempty"`
+}
+
+// CertStatus is the certificate of one hostname as mcp keeps it.
+type CertStatus struct {
+	Hostname string `json:"hostname"`
+	// Issuer is "local" (the agent's embedded CA) or "acme".
+	Issuer   string    `json:"issuer,omitempty"`
+	NotAfter time.Time `json:"not_after"`
+	// Fingerprint is the hex SHA-256 of the leaf.
+	Fingerprint string `json:"fingerprint,omitempty"`
+	// Files are the files this service's consumers read (host paths).
+	Files []string `json:"files,omitempty"`
+	// Foreign lists files mcp found in place and leaves alone: the
+	// consumer uses them, not mcp's certificate, and mcp does not renew
+	// them.
+	Foreign []string `json:"foreign,omitempty"`
 }
 
 // RouteStatus is one proxy route of a service.

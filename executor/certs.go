@@ -100,6 +100,9 @@ type CertRenewal struct {
 	Hostname string
 	NotAfter time.Time // the new expiry; zero when Err is set
 	Err      error
+	// Repeated is set when Err says the same as the previous attempt for
+	// this hostname, so callers can report a failure once, not every pass.
+	Repeated bool
 	// Repointed says which consumers were told: "proxy", "container <id>".
 	Repointed []string
 }
@@ -154,6 +157,9 @@ type certRunner struct {
 	proxyGID    int
 	renewBefore time.Duration
 	onRenew     func(ctx context.Context, hostname, chainFile, keyFile string) error
+	// failing is the last renewal error per hostname (one reconcile at a
+	// time, so no lock).
+	failing map[string]string
 }
 
 // certReloader is implemented by the route runner: the proxy re-reads the
@@ -584,11 +590,22 @@ func (e *Executor) RenewCerts(ctx context.Context, now time.Time) ([]CertRenewal
 		if rec.NotAfter.Sub(now) >= c.renewBefore {
 			continue
 		}
+		if !slices.ContainsFunc(rec.Files, func(f CertFile) bool { return !f.Foreign }) {
+			continue // only files mcp leaves alone: nothing to renew
+		}
 		res := CertRenewal{Hostname: rec.Hostname}
+		fail := func(err error) {
+			res.Err = err
+			res.Repeated = c.failing[rec.Hostname] == err.Error()
+			if c.failing == nil {
+				c.failing = map[string]string{}
+			}
+			c.failing[rec.Hostname] = err.Error()
+			out = append(out, res)
+		}
 		b, err := c.issue(ctx, rec.Hostname, now)
 		if err != nil {
-			res.Err = err
-			out = append(out, res)
+			fail(err)
 			continue
 		}
 		old := map[string]CertFile{}
@@ -606,10 +623,10 @@ func (e *Executor) RenewCerts(ctx context.Context, now time.Time) ([]CertRenewal
 			err = c.finish(ctx, &rec, b, true, now)
 		}
 		if err != nil {
-			res.Err = err
-			out = append(out, res)
+			fail(err)
 			continue
 		}
+		delete(c.failing, rec.Hostname)
 		res.NotAfter = b.NotAfter
 		res.Repointed = c.repoint(ctx, rec, "")
 		e.log.Info("certificate renewed", "hostname", rec.Hostname, "not_after", b.NotAfter.UTC().Format(time.RFC3339),

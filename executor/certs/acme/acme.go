@@ -116,7 +116,13 @@ var _ certs.Issuer = (*Client)(nil)
 type Option func(*Client)
 
 // WithLogger sets the logger. Secrets never reach it.
-func WithLogger(l *slog.Logger) Option { return func(c *Client) { c.log = l } }
+func WithLogger(l *slog.Logger) Option {
+	return func(c *Client) {
+		if l != nil {
+			c.log = l
+		}
+	}
+}
 
 // New checks cfg and builds a client; nothing is contacted until Issue.
 func New(cfg Config, opts ...Option) (*Client, error) {
