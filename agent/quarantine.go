@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"metacircular.net/mcp/api"
 	"metacircular.net/mcp/executor"
 	"metacircular.net/mcp/executor/containerd"
 	"metacircular.net/mcp/planner"
@@ -201,8 +202,9 @@ func (a *Agent) crashLoopQuarantine(e containerd.Event) {
 	}()
 }
 
-// Retry lifts every quarantine of a service (`mcp retry`) and reconciles
-// now. It reports whether anything was quarantined.
+// Retry lifts every quarantine of a service (POST /v1/retry, `mcp retry`)
+// and returns how many definitions were lifted; the next reconcile tries
+// the service again.
 func (a *Agent) Retry(ctx context.Context, service string) (int, error) {
 	var n int
 	err := a.reg.Update(ctx, func(tx *registry.Tx) error {
@@ -228,3 +230,10 @@ func (a *Agent) quarantineList(ctx context.Context) []registry.Quarantine {
 	}
 	return list
 }
+
+// History returns the kept reconciles (GET /v1/history).
+func (a *Agent) History(ctx context.Context) ([]registry.HistoryRecord, error) {
+	return a.reg.History(ctx)
+}
+
+var _ api.Operator = (*Agent)(nil)

@@ -68,6 +68,8 @@ func NewServer(b Backend, opts ...Option) *Server {
 	s.mux.HandleFunc("GET /v1/snapshot", s.handleSnapshot)
 	s.mux.HandleFunc("POST /v1/sync", s.handleSync)
 	s.mux.HandleFunc("GET /v1/logs/{service}/{component}", s.handleLogs)
+	// operator.go: history and retry.
+	s.registerOperator()
 	s.registerOps() // events, version (events.go)
 	return s
 }

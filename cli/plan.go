@@ -21,6 +21,7 @@ type planFlags struct {
 	socket         string
 	json           bool
 	allowRemoveAll bool
+	fromGit        bool // plan_git.go
 }
 
 func newPlanCmd(s streams) *cobra.Command {
@@ -47,6 +48,7 @@ is still printed).`,
 	cmd.Flags().StringVar(&f.socket, "socket", "", "read the actual state from the agent listening on this socket (plans exactly as the agent does)")
 	cmd.Flags().BoolVar(&f.json, "json", false, "print the plan as one JSON object")
 	cmd.Flags().BoolVar(&f.allowRemoveAll, "allow-remove-all", false, "allow a plan that removes every deployed service")
+	cmd.Flags().BoolVar(&f.fromGit, "from-git", false, "read the actual state from the node's latest status note (refs/notes/mcp/NODE, fetched from the checkout's origin)")
 	_ = cmd.MarkFlagRequired("node")
 	return cmd
 }
@@ -63,8 +65,18 @@ func runPlan(cmd *cobra.Command, s streams, f planFlags) error {
 	}
 	actual := registry.Snapshot{Node: f.node}
 	var features planner.Features
+	var quarantine []registry.Quarantine // held as deployed, as the agent does
 	allowRemoveAll := f.allowRemoveAll
 	switch {
+	case f.fromGit && (f.registry != "" || f.socket != ""):
+		return fmt.Errorf("--from-git, --registry and --socket are sources of the actual state: give one")
+	case f.fromGit:
+		resp, err := snapshotFromGit(cmd, s, f.repo, f.node)
+		if err != nil {
+			return err
+		}
+		actual, features, quarantine = resp.Snapshot, resp.Features, resp.Quarantine
+		allowRemoveAll = allowRemoveAll || resp.AllowRemoveAll
 	case f.registry != "" && f.socket != "":
 		return fmt.Errorf("--registry and --socket are two sources of the actual state: give one")
 	case f.registry != "":
@@ -82,10 +94,12 @@ func runPlan(cmd *cobra.Command, s streams, f planFlags) error {
 		if resp.Snapshot.Node != "" && resp.Snapshot.Node != f.node {
 			return fmt.Errorf("the agent on %s runs node %q, not %q", f.socket, resp.Snapshot.Node, f.node)
 		}
-		actual, features = resp.Snapshot, resp.Features
+		actual, features, quarantine = resp.Snapshot, resp.Features, resp.Quarantine
 		allowRemoveAll = allowRemoveAll || resp.AllowRemoveAll
 	}
-	p := planner.Compute(planner.InputFor(repo, f.node, actual, features, allowRemoveAll))
+	in := planner.InputFor(repo, f.node, actual, features, allowRemoveAll)
+	planner.HoldQuarantined(&in, quarantine)
+	p := planner.Compute(in)
 	for _, d := range repo.Diagnostics {
 		if d.Severity == spec.SeverityWarning {
 			fmt.Fprintln(s.err, d.Error())

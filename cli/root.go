@@ -70,6 +70,7 @@ node: host ports, containers, routes, certificates and DNS records.`,
 		newAgentCmd(s),
 		newStatusCmd(s), newPsCmd(s), newLogsCmd(s), newSyncCmd(s),
 		newEventsCmd(s), newVersionCmd(s),
+		newHistoryCmd(s), newRetryCmd(s),
 	)
 	return root
 }

@@ -55,6 +55,7 @@ type statusFlags struct {
 
 func newStatusCmd(s streams) *cobra.Command {
 	var f statusFlags
+	var gf statusGitFlags // status_git.go: --repo, --node
 	cmd := &cobra.Command{
 		Use:   "status [SERVICE]",
 		Short: "Show what the agent on this node runs",
@@ -64,6 +65,9 @@ host ports, restarts and last error. Invalid definitions are shown with their
 validation messages. With SERVICE, only that service.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if gf.repo != "" {
+				return runStatusFromGit(cmd, s, gf, f.json)
+			}
 			c := agentClient(f.socket)
 			var (
 				st  api.Status
@@ -85,6 +89,7 @@ validation messages. With SERVICE, only that service.`,
 	}
 	addSocketFlag(cmd, &f.socket)
 	cmd.Flags().BoolVar(&f.json, "json", false, "print the agent's status object as JSON")
+	addStatusGitFlags(cmd, &gf)
 	return cmd
 }
 
