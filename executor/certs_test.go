@@ -393,3 +393,46 @@ func TestCertsRemoval(t *testing.T) {
 		t.Errorf("records left: %+v", recs)
 	}
 }
+
+// fakeRouter records upserts; RenewCerts re-registers the l7 routes of a
+// renewed hostname through it.
+type fakeRouter struct{ upserts []executor.Route }
+
+func (f *fakeRouter) Upsert(ctx context.Context, r executor.Route) error {
+	f.upserts = append(f.upserts, r)
+	return nil
+}
+func (f *fakeRouter) Remove(ctx context.Context, listener, hostname string) error { return nil }
+func (f *fakeRouter) List(ctx context.Context) ([]executor.Route, error)          { return nil, nil }
+
+func TestCertsRenewalReregistersRoutes(t *testing.T) {
+	env := newCertEnv(t, localca.New(t.TempDir()))
+	router := &fakeRouter{}
+	// Deployed without routes (no proxy to wait for here); the route mcp
+	// owns is then recorded as a route step would, and the router added.
+	svc := service()
+	svc.Components = svc.Components[:1] // the l7 component only
+	if res := env.apply(svc); res.Failed() {
+		t.Fatalf("%+v", res.Services)
+	}
+	chain, key := certs.L7Paths(certs.DefaultProxyCertDir, l7Host)
+	route := executor.Route{Listener: ":443", Hostname: l7Host, Backend: "127.0.0.1:20001", Mode: spec.ModeL7,
+		CertFile: env.path(chain), KeyFile: env.path(key)}
+	err := env.reg.Update(context.Background(), func(tx *registry.Tx) error {
+		return tx.Put(registry.StoreRoutes, route.ID(), executor.RouteRecord{Route: route, Service: "web", Component: "web", Key: "default"})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	executor.WithRouter(router)(env.exec)
+	out, err := env.exec.RenewCerts(context.Background(), env.now.Add(75*24*time.Hour))
+	if err != nil || len(out) != 1 || out[0].Err != nil {
+		t.Fatalf("%+v %v", out, err)
+	}
+	if len(router.upserts) != 1 || router.upserts[0] != route {
+		t.Fatalf("upserts %+v, want the l7 route re-registered", router.upserts)
+	}
+	if !slices.Contains(out[0].Repointed, "proxy") {
+		t.Errorf("repointed %v", out[0].Repointed)
+	}
+}
