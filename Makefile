@@ -1,16 +1,51 @@
 # mcp — GitOps pull-based deployer.
 GO        ?= go
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -s -w -X metacircular.net/mcp/internal/version.Version=$(VERSION)
+# Reproducible: -trimpath drops local paths, -buildid= the per-build id;
+# the same source and VERSION give a byte-identical binary (make reproducible).
+LDFLAGS   := -s -w -buildid= -X metacircular.net/mcp/internal/version.Version=$(VERSION)
 BIN       := bin/mcp
 GOLANGCI  ?= golangci-lint
 
+# make install: DESTDIR for staging (packages), PREFIX for the binary.
+PREFIX    ?= /usr/local
+DESTDIR   ?=
+UNITDIR   ?= /etc/systemd/system
+CONFDIR   ?= /etc/mcp
+
+.PHONY: install reproducible
 .PHONY: all build test test-short vet lint fmt bench bench-micro fuzz clean proto
 
 all: vet lint test build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/mcp
+
+# Installs the binary, the systemd unit and, only if none exists yet, the
+# example agent config (an existing /etc/mcp/agent.toml is never touched).
+# The unit's ExecStart names /usr/local/bin/mcp; with another PREFIX it is
+# rewritten to match.
+install: build
+	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/mcp
+	install -d $(DESTDIR)$(UNITDIR)
+	sed 's|/usr/local/bin/mcp|$(PREFIX)/bin/mcp|' examples/mcp-agent.service >$(DESTDIR)$(UNITDIR)/mcp-agent.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/mcp-agent.service
+	install -d -m 0755 $(DESTDIR)$(CONFDIR)
+	@if [ -e $(DESTDIR)$(CONFDIR)/agent.toml ]; then \
+		echo "keeping the existing $(DESTDIR)$(CONFDIR)/agent.toml"; \
+	else \
+		install -m 0600 examples/agent.toml $(DESTDIR)$(CONFDIR)/agent.toml; \
+		echo "installed $(DESTDIR)$(CONFDIR)/agent.toml: set node and git.url before starting the agent"; \
+	fi
+
+# Builds twice, the second time with an empty build cache of its own (the
+# shared cache is left alone), and compares the binaries byte for byte.
+reproducible:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/mcp.repro1 ./cmd/mcp
+	cache=$$(mktemp -d) && CGO_ENABLED=0 GOCACHE=$$cache $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/mcp.repro2 ./cmd/mcp; \
+		rc=$$?; rm -rf $$cache; exit $$rc
+	cmp bin/mcp.repro1 bin/mcp.repro2 && echo "reproducible: $$(sha256sum <bin/mcp.repro1 | cut -c1-64)"
+	rm -f bin/mcp.repro1 bin/mcp.repro2
 
 # The full suite: unit tests plus the real-component tests (containerd,
 # registry, git). Needs root and the services .ci/run starts.
