@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 
+	"metacircular.net/mcp/internal/logattr"
 	"metacircular.net/mcp/registry"
 	"metacircular.net/mcp/spec"
 )
@@ -97,7 +98,10 @@ func (e *Executor) Converge(ctx context.Context) ([]Repair, error) {
 	repairs, errs = e.convergeRoutes(ctx, snap, repairs, errs)
 	repairs, errs = e.convergeRecords(ctx, snap, repairs, errs) // DNS drift: records.go
 	for _, r := range repairs {
-		e.log.Warn("repaired drift", "service", r.Service, "component", r.Component, "resource", r.Resource, "what", r.What)
+		// A repair restores what the registry records: its commit is the
+		// deployed service's, and no plan is involved.
+		e.log.Warn("repaired drift", logattr.With(logattr.Service(r.Service, r.Component, snap.Services[r.Service].Commit, ""),
+			"resource", r.Resource, "what", r.What)...)
 	}
 	return repairs, errors.Join(errs...)
 }
@@ -158,7 +162,7 @@ func (e *Executor) Recover(ctx context.Context) ([]InFlight, error) {
 	}
 	for _, f := range open {
 		e.log.Warn("step was in flight when the agent stopped; the next reconcile finishes or undoes it",
-			"service", f.Service, "step", f.StepID, "plan", f.PlanHash, "started", f.Started)
+			logattr.With(logattr.Service(f.Service, "", "", f.PlanHash), "step", f.StepID, "started", f.Started)...)
 		if err := e.journal.Finish(ctx, f.Seq, OutcomeInterrupted, "agent stopped during the step"); err != nil {
 			return open, fmt.Errorf("close journal entry %d: %w", f.Seq, err)
 		}

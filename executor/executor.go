@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"metacircular.net/mcp/internal/logattr"
 	"metacircular.net/mcp/planner"
 	"metacircular.net/mcp/registry"
 	"metacircular.net/mcp/spec"
@@ -203,7 +204,7 @@ func (e *Executor) Apply(ctx context.Context, p *planner.Plan, desired []spec.Se
 				sr.Err = &StepError{Step: st, Err: err}
 				sr.FailedStep = st.ID
 				e.log.Error("step failed; undoing the service's new work",
-					"service", svc, "step", st.ID, "commit", commit, "plan", p.Hash, "err", err)
+					logattr.With(logattr.Service(svc, st.Component, commit, p.Hash), "step", st.ID, "err", err)...)
 				run.undo(context.WithoutCancel(ctx))
 				break
 			}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"metacircular.net/mcp/internal/logattr"
 	"metacircular.net/mcp/planner"
 	"metacircular.net/mcp/registry"
 	"metacircular.net/mcp/spec"
@@ -29,8 +30,8 @@ func (r *serviceRun) step(ctx context.Context, st planner.Step) error {
 	if err != nil {
 		return fmt.Errorf("journal intent: %w", err)
 	}
-	r.e.log.Info("step", "service", st.Service, "component", st.Component, "step", st.ID,
-		"action", string(st.Action), "commit", r.commit, "plan", r.planHash)
+	r.e.log.Info("step", logattr.With(logattr.Service(st.Service, st.Component, r.commit, r.planHash),
+		"step", st.ID, "action", string(st.Action))...)
 	runErr := r.run(ctx, st)
 	outcome, msg := OutcomeDone, ""
 	if runErr != nil {
@@ -187,7 +188,8 @@ func (r *serviceRun) deployedName() string {
 func (r *serviceRun) undo(ctx context.Context) {
 	for i := len(r.undoers) - 1; i >= 0; i-- {
 		if err := r.undoers[i](ctx); err != nil {
-			r.e.log.Warn("undo step failed; the converge pass will retry", "service", r.deployedName(), "err", err)
+			r.e.log.Warn("undo step failed; the converge pass will retry",
+				logattr.With(logattr.Service(r.deployedName(), "", r.commit, r.planHash), "err", err)...)
 		}
 	}
 }
