@@ -15,6 +15,8 @@
 //	GET  /v1/snapshot                    SnapshotResponse
 //	POST /v1/sync                        SyncResult (after the reconcile ran)
 //	GET  /v1/logs/{service}/{component}  text/plain; ?n=N last lines, &follow=1
+//	GET  /v1/events                      JSON lines of Event; ?after=SEQ, ?n=N last, &follow=1
+//	GET  /v1/version                     Version
 //
 // Errors are {"error": "..."} with a matching HTTP status.
 package api
