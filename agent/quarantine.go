@@ -74,6 +74,21 @@ func (a *Agent) holdQuarantined(ctx context.Context, in *planner.Input) {
 	}
 }
 
+// markHeld makes a reconcile that held quarantined services partial: the
+// node does not run what the branch says.
+func (a *Agent) markHeld(out *Outcome) {
+	if len(a.ts.held) == 0 {
+		return
+	}
+	msg := "quarantined (left as deployed): " + strings.Join(a.ts.held, ", ")
+	switch out.Result {
+	case ResultOK:
+		out.Result, out.Err = ResultPartial, msg
+	case ResultPartial:
+		out.Err += "; " + msg
+	}
+}
+
 // serviceOutcomes is the per-service part of the history record.
 func (a *Agent) serviceOutcomes(out *Outcome) []registry.ServiceOutcome {
 	var res []registry.ServiceOutcome
@@ -108,9 +123,6 @@ func (a *Agent) serviceOutcomes(out *Outcome) []registry.ServiceOutcome {
 // is older than quarantine.image_deadline: an image pushed a bit after
 // its definition is the normal order of things.
 func (a *Agent) quarantineFailures(ctx context.Context, out *Outcome) {
-	if len(a.ts.held) > 0 && out.Result == ResultOK {
-		out.Result, out.Err = ResultPartial, "quarantined (left as deployed): "+strings.Join(a.ts.held, ", ")
-	}
 	var failed []executor.ServiceResult
 	for _, s := range out.Services {
 		if s.Err != nil && a.ts.desired[s.Service] != "" {

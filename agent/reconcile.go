@@ -95,6 +95,7 @@ func (a *Agent) reconcile(ctx context.Context) Outcome {
 	default:
 		out.Result = ResultOK
 	}
+	a.markHeld(&out) // quarantine.go
 	if out.Result != ResultFailed {
 		if err := a.reg.SetAppliedCommit(ctx, out.Commit); err != nil {
 			out.Result, out.Err = ResultFailed, fmt.Sprintf("record applied commit: %v", err)
