@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -129,6 +131,36 @@ func (n *ingressNode) serviceCert(t *testing.T, service, host string) routertest
 	return c
 }
 
+// fileChain reads a chain file mcp wrote: its leaf's fingerprint, and the
+// issuers in it as trust anchors.
+func fileChain(t *testing.T, path string) routertest.Chain {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("the certificate mcp should have put there: %v", err)
+	}
+	c := routertest.Chain{CertFile: path, Roots: x509.NewCertPool()}
+	for i := 0; ; i++ {
+		var blk *pem.Block
+		if blk, b = pem.Decode(b); blk == nil {
+			break
+		}
+		if i == 0 {
+			c.Leaf, c.Fingerprint = blk.Bytes, sha256.Sum256(blk.Bytes)
+			continue
+		}
+		cert, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Roots.AddCert(cert)
+	}
+	if c.Leaf == nil {
+		t.Fatalf("%s holds no certificate", path)
+	}
+	return c
+}
+
 // answer is one request through the proxy.
 type answer struct {
 	body   string
@@ -191,8 +223,9 @@ func TestIngressHAProxy(t *testing.T) {
 	host := "demo.svc.mcp.test.internal"
 	otherHost := "other.svc.mcp.test.internal"
 	l7Cert := n.proxyCert(t, host)
-	otherCert := n.proxyCert(t, otherHost)
 	ownCert := n.serviceCert(t, "demo", host)
+	// other's certificate is not placed by the test: mcp's certificate
+	// steps (the local CA by default) put it there.
 
 	n.push(map[string]string{
 		"mcp.toml":            n.platform(),
@@ -209,7 +242,11 @@ func TestIngressHAProxy(t *testing.T) {
 	if a.leaf != ownCert.Fingerprint {
 		t.Fatal("l4: the certificate seen is not the container's own (TLS was not passed through untouched)")
 	}
-	mustThrough(t, n.l7, otherHost, &otherCert, "version=v1")
+	otherCert := fileChain(t, filepath.Join(n.hostRoot, executor.DefaultCertDir, otherHost+".pem"))
+	a = mustThrough(t, n.l7, otherHost, &otherCert, "version=v1")
+	if a.leaf != otherCert.Fingerprint || a.chain < 2 {
+		t.Fatalf("l7 (mcp's own certificate): served leaf matches the file: %v, chain of %d", a.leaf == otherCert.Fingerprint, a.chain)
+	}
 
 	t.Run("redeploy drops no request", func(t *testing.T) {
 		l7, l4 := n.underLoad(t, host, &l7Cert, &ownCert, func() {
