@@ -74,6 +74,7 @@ func (a *Agent) Status(ctx context.Context) (api.Status, error) {
 	}
 	a.routeStatus(ctx, st.Services)
 	a.certStatus(ctx, st.Services) // certs.go
+	a.recordStatus(ctx, st.Services)
 	a.addQuarantine(ctx, &st)
 	return st, nil
 }

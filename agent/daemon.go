@@ -85,9 +85,13 @@ func Daemon(ctx context.Context, cfg *Config, log *slog.Logger, once bool, opts 
 	if err != nil {
 		return Outcome{}, fmt.Errorf("%s: %w", cfg.File, err)
 	}
+	zones, err := cfg.DNSZones() // [[dns]] (config_dns.go): record steps and ACME DNS-01
+	if err != nil {
+		return Outcome{}, err
+	}
 	// [certs] and [acme] (config_certs.go); DNS-01 goes through the
 	// [[dns]] drivers.
-	certSetup, err := CertOptions(cfg, log, nil)
+	certSetup, err := CertOptions(cfg, log, zones)
 	if err != nil {
 		return Outcome{}, err
 	}
@@ -96,6 +100,7 @@ func Daemon(ctx context.Context, cfg *Config, log *slog.Logger, once bool, opts 
 		return Outcome{}, fmt.Errorf("%s: proxy: %w", cfg.File, err)
 	}
 	defer closeProxy()
+	routes = append(routes, recordOptions(zones, src, cfg.Node)...) // records.go
 	a := New(cfg, Deps{Registry: reg, Source: src, Runtime: rt, Ports: leaser, Logger: log, AfterStep: set.afterStep, Executor: append(routes, certSetup.Options()...)})
 	if err := a.enableNotes(src); err != nil { // [status] notes
 		return Outcome{}, err

@@ -128,6 +128,9 @@ type ServiceStatus struct {
 	// Routes are the service's proxy routes on this node, when the agent
 	// manages routes, sorted by listener and hostname.
 	Routes []RouteStatus `json:"routes,omitempty"`
+	// Records are the DNS records mcp wrote for the service's hostnames,
+	// when the agent manages records: one entry per name and type.
+	Records []RecordStatus `json:"records,omitempty"`
 	// Certs are the certificates of the service's route hostnames, when
 	// the agent manages certificates, sorted by hostname.
 	Certs []CertStatus `json:"certs,omitempty"`
@@ -232,4 +235,15 @@ type SyncResult struct {
 // errorBody is the JSON shape of every error response.
 type errorBody struct {
 	Error string `json:"error"`
+}
+
+// RecordStatus is one DNS RRset mcp wrote for a service (A or AAAA, one
+// value per address of the node), as recorded in the registry; the
+// converge pass repairs the server when it differs.
+type RecordStatus struct {
+	Name   string   `json:"name"`
+	Type   string   `json:"type"`
+	Values []string `json:"values"`
+	TTL    int      `json:"ttl,omitempty"`
+	Zone   string   `json:"zone,omitempty"`
 }

@@ -121,7 +121,10 @@ func renderStatus(w io.Writer, st api.Status) error {
 	if err := renderServices(w, st.Services); err != nil {
 		return err
 	}
-	return renderRoutes(w, st.Services)
+	if err := renderRoutes(w, st.Services); err != nil {
+		return err
+	}
+	return renderRecords(w, st.Services) // status_records.go
 }
 
 // renderServices prints the services table and, when any service has
