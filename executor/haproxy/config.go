@@ -158,7 +158,11 @@ frontend mcp_l7_{{.Port}}
     bind abns@{{.ABNS}} accept-proxy ssl crt-list {{$.CrtList}} strict-sni alpn h2,http/1.1
     option forwardfor
     http-request set-header X-Forwarded-Proto https
-    http-request set-var(txn.mcp_be) req.hdr(host),field(1,:),lower,map({{.L7Map}})
+    # Route by Host, and only when Host names the certificate the client
+    # checked (SNI): no request reaches a hostname it did not ask TLS for.
+    http-request set-var(txn.mcp_host) req.hdr(host),field(1,:),lower
+    http-request return status 421 content-type text/plain string "Host does not match the TLS server name" unless { ssl_fc_sni,lower,strcmp(txn.mcp_host) eq 0 }
+    http-request set-var(txn.mcp_be) var(txn.mcp_host),map({{.L7Map}})
     http-request return status 421 content-type text/plain string "no route for this host" if !{ var(txn.mcp_be) -m found }
     use_backend mcp_l7_tls if { var(txn.mcp_be),field(3,|) -m str tls }
     default_backend mcp_l7

@@ -157,6 +157,21 @@ func TestTraffic(t *testing.T) {
 	}
 	check("after upsert")
 
+	// TLS for one hostname does not reach another by its Host header.
+	tr := &http.Transport{TLSClientConfig: &tls.Config{ServerName: "web.example.test", RootCAs: web.Roots},
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, listener(port))
+		}}
+	defer tr.CloseIdleConnections()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://web.example.test/", nil)
+	req.Host = "other.example.test"
+	if resp, err := tr.RoundTrip(req); err != nil || resp.StatusCode != http.StatusMisdirectedRequest {
+		t.Fatalf("Host differing from SNI: %v %v, want 421", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+
 	// The files a restarted haproxy loads are kept in step.
 	if err := h.Restart(ctx); err != nil {
 		t.Fatal(err)
