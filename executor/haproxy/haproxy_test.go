@@ -249,3 +249,20 @@ func TestRenderIsValidForHAProxy(t *testing.T) {
 }
 
 func TestMain(m *testing.M) { testenv.Main(m) }
+
+// TestDocShowsTheBaseConfig keeps docs/ingress.md's copy of the base
+// configuration the one Render produces.
+func TestDocShowsTheBaseConfig(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/ingress.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := haproxy.Render(haproxy.Config{Dir: "/etc/haproxy/mcp", AdminSocket: "/run/haproxy/mcp-admin.sock",
+		Listeners: []executor.Listener{{Port: 443}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), "```\n"+string(cfg)+"```\n") {
+		t.Fatal("docs/ingress.md does not show the base configuration Render produces; paste the output of Render for one listener on 443")
+	}
+}
