@@ -373,8 +373,8 @@ func (e *Executor) convergeRecords(ctx context.Context, snap registry.Snapshot, 
 		if w, err := rr.wanted(ctx, set.Hostname, zone, commit); err == nil {
 			want.Records = w
 		}
-		addrsChanged := !slices.Equal(want.Records, set.Records)
-		if !addrsChanged {
+		valuesChanged := !slices.Equal(want.Records, set.Records)
+		if !valuesChanged {
 			if err := rr.verify(ctx, zone, set.Hostname, set.Records, nil); err == nil {
 				continue
 			} else if !errors.Is(err, ErrRecordAltered) {
@@ -387,8 +387,8 @@ func (e *Executor) convergeRecords(ctx context.Context, snap registry.Snapshot, 
 			continue
 		}
 		what := "restored DNS records missing or altered on the server"
-		if addrsChanged {
-			what = "rewrote DNS records for the node's changed addresses"
+		if valuesChanged {
+			what = "rewrote DNS records: the node's addresses or the zone's TTL changed"
 		}
 		repairs = append(repairs, Repair{Service: owner, Resource: "dns:" + set.Hostname, What: what})
 	}

@@ -194,7 +194,7 @@ func TestRecordsDriftIsRepairedByConverge(t *testing.T) {
 	env.addrs = []string{"192.0.2.7"}
 	env.mu.Unlock()
 	repairs, err = converge(env.exec)
-	if err != nil || len(repairs) != 2 || !strings.Contains(repairs[0].What, "changed addresses") {
+	if err != nil || len(repairs) != 2 || !strings.Contains(repairs[0].What, "addresses or the zone's TTL changed") {
 		t.Fatalf("converge after an address change: %+v, %v", repairs, err)
 	}
 	wantRecords(t, env.zone(webHost, dbHost), base[0], webHost+" A 192.0.2.7", dbHost+" A 192.0.2.7")
