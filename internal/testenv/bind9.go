@@ -90,8 +90,9 @@ func StartBind9(t testing.TB, zones ...string) *Bind9Daemon {
 	if len(zones) == 0 {
 		zones = []string{Bind9Zone}
 	}
-	sweepStale(bind9DirPrefix)
-	dir, err := os.MkdirTemp("", bind9DirPrefix)
+	parent := bind9Parent()
+	sweepBind9(parent)
+	dir, err := os.MkdirTemp(parent, bind9DirPrefix)
 	if err != nil {
 		t.Fatalf("testenv: bind9 dir: %v", err)
 	}
@@ -133,6 +134,41 @@ func StartBind9(t testing.TB, zones ...string) *Bind9Daemon {
 	}
 	t.Fatalf("testenv: bind9: %v", lastErr)
 	return nil
+}
+
+// bind9Parent is where a daemon's directory goes: the temp dir, unless
+// AppArmor is on. Debian then confines /usr/sbin/named to its profile,
+// which lets it read and write only under /etc/bind, /var/lib/bind and
+// /var/cache/bind, so a configuration in /tmp would be refused.
+func bind9Parent() string {
+	if b, err := os.ReadFile("/sys/module/apparmor/parameters/enabled"); err == nil && strings.TrimSpace(string(b)) == "Y" {
+		if fi, err := os.Stat("/var/cache/bind"); err == nil && fi.IsDir() {
+			return "/var/cache/bind"
+		}
+	}
+	return os.TempDir()
+}
+
+// sweepBind9 removes what test binaries that died before their cleanup
+// left in parent: their named (by recorded PID) and directory.
+func sweepBind9(parent string) {
+	if parent == os.TempDir() {
+		sweepStale(bind9DirPrefix)
+		return
+	}
+	dirs, _ := filepath.Glob(filepath.Join(parent, bind9DirPrefix+"*"))
+	for _, dir := range dirs {
+		b, err := os.ReadFile(filepath.Join(dir, ownerFile))
+		if err != nil {
+			continue
+		}
+		owner, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || owner <= 0 || syscall.Kill(owner, 0) != syscall.ESRCH {
+			continue
+		}
+		killRecorded(dir)
+		_ = os.RemoveAll(dir)
+	}
 }
 
 func (d *Bind9Daemon) setup() error {
