@@ -26,6 +26,9 @@ func TestDeployUpdateRemove(t *testing.T) {
 	}, "deploy web and keep")
 	out := n.once()
 	wantResult(t, out, ResultOK)
+	if out.Finished.IsZero() || out.Finished.Before(out.Started) {
+		t.Errorf("reconcile outcome times: started %v, finished %v", out.Started, out.Finished)
+	}
 
 	port := n.port("web", "web", "default")
 	if body := get(t, port); !strings.Contains(body, "version=v1") {

@@ -40,8 +40,11 @@ type Outcome struct {
 // reconcile runs one pass of the loop: sync → spec → planner → executor →
 // converge → registry. It never returns early without converging: a remote
 // or repo failure still lets the node heal towards what it last applied.
-func (a *Agent) reconcile(ctx context.Context) Outcome {
-	out := Outcome{Started: a.now()}
+//
+// The result is named so that what the deferred function adds (the finish
+// time, quarantine decisions) is part of what the caller receives.
+func (a *Agent) reconcile(ctx context.Context) (out Outcome) {
+	out = Outcome{Started: a.now()}
 	defer func() {
 		out.Finished = a.now()
 		a.quarantineFailures(ctx, &out) // quarantine.go
