@@ -216,7 +216,7 @@ func proxyRouter(ctx context.Context, c ProxyConfig) ([]executor.Option, func(),
 		if err != nil {
 			return nil, nil, err
 		}
-		return []executor.Option{executor.WithRouter(cl, opts...)}, func() { cl.Close() }, nil
+		return []executor.Option{executor.WithRouter(cl, opts...)}, func() { _ = cl.Close() }, nil
 	}
 	return nil, func() {}, nil
 }

@@ -412,7 +412,7 @@ func (n *ingressNode) underLoad(t *testing.T, host string, l7Roots, l4Roots *rou
 	}
 	change()
 	deadline := time.Now().Add(20 * time.Second)
-	for !(v2[0].Load() && v2[1].Load()) && time.Now().Before(deadline) {
+	for (!v2[0].Load() || !v2[1].Load()) && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	time.Sleep(200 * time.Millisecond) // a few requests on the new version too

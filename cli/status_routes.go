@@ -16,7 +16,9 @@ func renderRoutes(w io.Writer, services []api.ServiceStatus) error {
 	if !slices.ContainsFunc(services, func(s api.ServiceStatus) bool { return len(s.Routes) > 0 }) {
 		return nil
 	}
-	fmt.Fprintln(w)
+	if _, err := fmt.Fprintln(w); err != nil {
+		return err
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	ew := &errWriter{w: tw}
 	ew.printf("SERVICE\tCOMPONENT\tLISTENER\tHOSTNAME\tMODE\tBACKEND\tPROXY\n")

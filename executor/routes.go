@@ -303,7 +303,7 @@ func checkChain(r Route) error {
 	}
 	pair, err := tls.LoadX509KeyPair(r.CertFile, r.KeyFile)
 	if err != nil {
-		return fmt.Errorf("%w for %s: %v", ErrCertificate, r.Hostname, err)
+		return fmt.Errorf("%w for %s: %w", ErrCertificate, r.Hostname, err)
 	}
 	if len(pair.Certificate) < 2 {
 		return fmt.Errorf("%w for %s: %s holds only the leaf; the proxy needs the full chain (leaf and issuers)",
@@ -311,10 +311,10 @@ func checkChain(r Route) error {
 	}
 	leaf, err := x509.ParseCertificate(pair.Certificate[0])
 	if err != nil {
-		return fmt.Errorf("%w for %s: %v", ErrCertificate, r.Hostname, err)
+		return fmt.Errorf("%w for %s: %w", ErrCertificate, r.Hostname, err)
 	}
 	if err := leaf.VerifyHostname(r.Hostname); err != nil {
-		return fmt.Errorf("%w for %s: %s: %v", ErrCertificate, r.Hostname, r.CertFile, err)
+		return fmt.Errorf("%w for %s: %s: %w", ErrCertificate, r.Hostname, r.CertFile, err)
 	}
 	return nil
 }
@@ -352,7 +352,7 @@ func (rr *routeRunner) waitBackend(ctx context.Context, backend string) error {
 		select {
 		case <-ctx.Done():
 			if errors.Is(context.Cause(ctx), context.DeadlineExceeded) {
-				return fmt.Errorf("%w: %s did not accept a TCP connection within %s (last: %v)", ErrBackendDown, backend, rr.wait, last)
+				return fmt.Errorf("%w: %s did not accept a TCP connection within %s (last: %w)", ErrBackendDown, backend, rr.wait, last)
 			}
 			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):

@@ -263,15 +263,15 @@ func (d *Driver) loadedFingerprint(ctx context.Context, name string) (string, er
 func (d *Driver) ensureCert(ctx context.Context, hostname, certFile, keyFile string) error {
 	chain, err := os.ReadFile(certFile)
 	if err != nil {
-		return fmt.Errorf("%w: %v", executor.ErrCertificate, err)
+		return fmt.Errorf("%w: %w", executor.ErrCertificate, err)
 	}
 	key, err := os.ReadFile(keyFile)
 	if err != nil {
-		return fmt.Errorf("%w: %v", executor.ErrCertificate, err)
+		return fmt.Errorf("%w: %w", executor.ErrCertificate, err)
 	}
 	want, err := fingerprint(certFile, keyFile)
 	if err != nil {
-		return fmt.Errorf("%w: %s: %v", executor.ErrCertificate, certFile, err)
+		return fmt.Errorf("%w: %s: %w", executor.ErrCertificate, certFile, err)
 	}
 	crt, keyLink := d.cfg.certLink(hostname)
 	if err := linkAtomic(certFile, crt); err != nil {

@@ -27,7 +27,7 @@ func (c cli) cmd(ctx context.Context, command, payload string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("haproxy runtime API at %s: %w", c.socket, err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }() // the answer was read in full, or the error says why
 	// The socket has no notion of our context: tie it to the deadline and
 	// to cancellation.
 	if dl, ok := ctx.Deadline(); ok {

@@ -50,7 +50,7 @@ func HAProxy(t testing.TB, listeners int, write func(h *HAProxyDaemon) (configPa
 	if err != nil {
 		t.Fatalf("testenv: haproxy dir: %v", err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	h := &HAProxyDaemon{
 		Dir:          dir,
 		AdminSocket:  filepath.Join(dir, "admin.sock"),
@@ -80,7 +80,7 @@ func (h *HAProxyDaemon) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer logf.Close()
+	defer func() { _ = logf.Close() }() // haproxy holds its own descriptor
 	// Not CommandContext: the daemon outlives the context that started
 	// it and is stopped by PID.
 	cmd := exec.Command("haproxy", "-W", "-S", h.MasterSocket+",mode,600", "-f", h.ConfigPath)
@@ -169,7 +169,7 @@ func (h *HAProxyDaemon) command(ctx context.Context, command string) (string, er
 	if err != nil {
 		return "", err
 	}
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.WriteString(c, command+"\n"); err != nil {
 		return "", err
