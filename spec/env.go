@@ -38,7 +38,12 @@ func parseEnv(r *report, at string, entries []string) []EnvVar {
 			continue
 		}
 		seen[name] = i
-		out = append(out, EnvVar{Name: name, Value: value})
+		lit, secret, problem := parseEnvValue(value) // secret.go
+		if problem != "" {
+			r.errorf(p, "%s: %s", name, problem)
+			continue
+		}
+		out = append(out, EnvVar{Name: name, Value: lit, Secret: secret})
 	}
 	return out
 }

@@ -274,7 +274,7 @@ cmd = ["server", "--config", "/srv/svc/svc.toml"]
 `,
 			check: func(t *testing.T, s Service) {
 				c := s.Components[0]
-				want := []EnvVar{{"A", "1"}, {"B", "x=y"}, {"C", ""}}
+				want := []EnvVar{{Name: "A", Value: "1"}, {Name: "B", Value: "x=y"}, {Name: "C", Value: ""}}
 				if !reflect.DeepEqual(c.Env, want) {
 					t.Errorf("env = %v", c.Env)
 				}

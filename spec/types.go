@@ -198,6 +198,13 @@ type Component struct {
 type EnvVar struct {
 	Name  string `json:"name"`
 	Value string `json:"value"`
+	// Secret is set (and Value empty) for "KEY=secret:NAME": the value is
+	// the node-local secret NAME, read only when the container is built
+	// (secret.go). SecretDigest is its keyed digest, set by BindSecrets on
+	// the node; both are omitted when empty so that the hash of a
+	// definition without secrets is what it always was.
+	Secret       string `json:"secret,omitempty"`
+	SecretDigest string `json:"secret_digest,omitempty"`
 }
 
 // Volume is a bind mount.
