@@ -656,12 +656,13 @@ func (p *planner) leased(svc string, slot int, c *compModel) bool {
 }
 
 // env is the container's environment in display form: declared variables
-// quoted, port variables as the leased host port (or missing, when no lease
+// quoted (secrets by name and digest, spec.EnvVar.Display), port variables as the leased host port (or missing, when no lease
 // is recorded for the route).
 func (p *planner) env(svc string, slot int, c *compModel, missing string) map[string]string {
 	m := make(map[string]string, len(c.comp.Env)+len(c.keys))
 	for _, e := range c.comp.Env {
-		m[e.Name] = quote(e.Value)
+		// A secret shows as its name and keyed digest, never a value.
+		m[e.Name] = e.Display()
 	}
 	for i, k := range c.keys {
 		v := missing
