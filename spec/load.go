@@ -90,6 +90,7 @@ func Load(fsys fs.FS) (*Repo, error) {
 		all = append(all, ps)
 	}
 	checkAcross(all)
+	checkAfter(all) // rollout.go
 	for _, ps := range all {
 		ps.rep.diags = ps.rep.capped()
 		repo.Diagnostics = append(repo.Diagnostics, ps.rep.diags...)

@@ -79,6 +79,7 @@ func parseService(file, base string, data []byte, p *Platform, platformOK bool) 
 	if v, ok := root.str("tier"); ok && checkOneOf(r, "tier", "tier", v, tiers) {
 		s.Tier = v
 	}
+	ps.parseRollout(root) // rollout.go: strategy, after
 	if b, ok := root.sub("build"); ok {
 		if imgs, ok := b.sub("images"); ok {
 			for k := range imgs.m {
@@ -118,6 +119,7 @@ func parseService(file, base string, data []byte, p *Platform, platformOK bool) 
 	}
 	root.done()
 	ps.checkClaims()
+	ps.checkStrategy()
 	s.Version = serviceVersion(s)
 	return ps
 }
@@ -221,6 +223,9 @@ func (ps *parsed) parseComponent(ci int, ct *table, p *Platform, platformOK bool
 			c.Routes = append(c.Routes, route)
 		}
 		assignRouteEnv(r, c.Routes, paths)
+	}
+	if ht, ok := ct.sub("health"); ok {
+		c.Health = parseHealth(r, ht, &c) // rollout.go
 	}
 	ct.done()
 	return c

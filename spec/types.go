@@ -169,6 +169,13 @@ type Service struct {
 
 	Components []Component `json:"components"`
 
+	// Strategy is the declared update strategy ("" when the file does not
+	// set one; UpdateStrategy resolves the default).
+	Strategy string `json:"strategy,omitempty"`
+	// After names the services on the same node this one waits for: it is
+	// deployed only once they are healthy.
+	After []string `json:"after,omitempty"`
+
 	// Kept for builds and snapshots; the agent ignores them.
 	Path     string            `json:"path,omitempty"`
 	Build    map[string]string `json:"build_images,omitempty"`
@@ -192,6 +199,9 @@ type Component struct {
 	// FixedPorts are legacy `ports` entries whose host and container ports
 	// are equal: honoured as fixed host ports, never leased.
 	FixedPorts []int `json:"fixed_ports,omitempty"`
+	// Health is the declared [components.health] check, nil when the file
+	// declares none (HealthChecks gives the default).
+	Health *Health `json:"health,omitempty"`
 }
 
 // EnvVar is one KEY=VALUE pair from the definition.
