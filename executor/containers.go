@@ -27,6 +27,7 @@ func (e *Executor) containerSpec(ctx context.Context, svc spec.Service, comp spe
 		Image:     comp.Image,
 		Digest:    digest,
 		Env:       env,
+		Secrets:   secretEnv(comp),
 		Cmd:       comp.Cmd,
 		User:      comp.User,
 		Volumes:   e.hostVolumes(comp.Volumes),
@@ -71,7 +72,11 @@ func (e *Executor) hostVolumes(vs []spec.Volume) []spec.Volume {
 func (e *Executor) environment(ctx context.Context, svc spec.Service, comp spec.Component, slot int) ([]string, error) {
 	env := make([]string, 0, len(comp.Env)+len(comp.Routes)+4)
 	for _, v := range comp.Env {
-		env = append(env, v.Name+"="+v.Value)
+		val, err := e.envValue(ctx, svc.Name, comp.Name, v) // secrets.go
+		if err != nil {
+			return nil, err
+		}
+		env = append(env, v.Name+"="+val)
 	}
 	for _, rt := range comp.Routes {
 		port, err := e.ports.Lease(ctx, svc.Name, comp.Name, rt.Key(), slot)

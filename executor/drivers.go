@@ -35,7 +35,11 @@ type ContainerSpec struct {
 	Digest string
 	// Env is the complete environment, KEY=VALUE, including the leased
 	// ports ($PORT, $PORT_<NAME>, $PEER_<COMPONENT>_<ROUTE>).
-	Env     []string
+	Env []string
+	// Secrets maps each variable of Env that holds a secret to the
+	// secret's name and keyed digest; RuntimeHash covers those instead of
+	// the values, so no label is derived from a secret value.
+	Secrets map[string]string
 	Cmd     []string // empty: the image's own entrypoint and cmd
 	User    string   // "uid:gid"
 	Volumes []spec.Volume

@@ -78,6 +78,8 @@ type Executor struct {
 	// (routes, certificates, records, health waits); each is installed by
 	// the option of the file that implements it.
 	kinds map[planner.Kind]kindRunner
+	// secrets reads node-local secret values (secrets.go); nil: none.
+	secrets SecretSource
 }
 
 // kindRunner runs the steps of one resource kind for one service.

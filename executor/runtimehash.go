@@ -54,7 +54,7 @@ type volume struct {
 func RuntimeHash(s ContainerSpec) string {
 	v := runtimeView{
 		Image:   s.Image,
-		Env:     canonicalEnv(s.Env),
+		Env:     canonicalEnv(s.Env, s.Secrets),
 		Cmd:     s.Cmd,
 		User:    s.User,
 		Volumes: canonicalVolumes(s.Volumes),
@@ -74,13 +74,18 @@ func RuntimeHash(s ContainerSpec) string {
 	return runtimeHashVersion + ":" + hex.EncodeToString(h.Sum(nil))
 }
 
-func canonicalEnv(env []string) [][2]string {
+// canonicalEnv is env as sorted pairs; a variable in secrets is
+// represented by its secret's name and digest, never by its value.
+func canonicalEnv(env []string, secrets map[string]string) [][2]string {
 	if len(env) == 0 {
 		return nil
 	}
 	last := make(map[string]string, len(env))
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
+		if ref, ok := secrets[k]; ok {
+			v = ref
+		}
 		last[k] = v
 	}
 	out := make([][2]string, 0, len(last))
