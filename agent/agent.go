@@ -47,6 +47,7 @@ type Agent struct {
 	src      Source
 	rt       Runtime
 	exec     *executor.Executor
+	secrets  *secretStore // the node's secrets directory (secrets.go)
 	log      *slog.Logger
 	features planner.Features
 	now      func() time.Time
@@ -106,6 +107,8 @@ func New(cfg *Config, d Deps) *Agent {
 	if d.AfterStep != nil {
 		opts = append(opts, executor.WithAfterStep(d.AfterStep))
 	}
+	secrets := newSecretStore(cfg)
+	opts = append(opts, executor.WithSecrets(secrets))
 	opts = append(opts, d.Executor...)
 	exec := executor.New(d.Registry, executor.RegistryJournal{Reg: d.Registry}, d.Ports, d.Runtime, cfg.LogDir(), opts...)
 	if d.Metrics == nil {
@@ -117,6 +120,7 @@ func New(cfg *Config, d Deps) *Agent {
 		src:      d.Source,
 		rt:       d.Runtime,
 		exec:     exec,
+		secrets:  secrets,
 		features: exec.Features(),
 		log:      log,
 		now:      time.Now,

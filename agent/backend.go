@@ -235,7 +235,9 @@ func (a *Agent) Snapshot(ctx context.Context) (api.SnapshotResponse, error) {
 	if err != nil {
 		return api.SnapshotResponse{}, fmt.Errorf("read registry: %w", err)
 	}
-	return api.SnapshotResponse{Snapshot: snap, Features: a.features, AllowRemoveAll: a.cfg.AllowRemoveAll, Quarantine: a.quarantineList(ctx)}, nil
+	// Digests only (secrets.go): what the planner binds, never a value.
+	secrets, _ := a.secrets.scan(ctx)
+	return api.SnapshotResponse{Snapshot: snap, Features: a.features, AllowRemoveAll: a.cfg.AllowRemoveAll, Quarantine: a.quarantineList(ctx), Secrets: secrets}, nil
 }
 
 // Sync runs a reconcile now through the loop.

@@ -67,6 +67,7 @@ func (a *Agent) reconcile(ctx context.Context) (out Outcome) {
 		return out
 	}
 	in := planner.InputFor(repo, a.cfg.Node, registry.Snapshot{}, a.features, a.cfg.AllowRemoveAll)
+	a.bindSecrets(ctx, &in) // secrets.go: digests of the node's secrets, before anything reads in
 	out.Invalid = in.Invalid
 	for _, d := range repo.Diagnostics {
 		if d.Severity == spec.SeverityWarning {

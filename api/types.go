@@ -26,6 +26,7 @@ import (
 
 	"metacircular.net/mcp/planner"
 	"metacircular.net/mcp/registry"
+	"metacircular.net/mcp/spec"
 )
 
 // Reconcile results.
@@ -223,6 +224,10 @@ type SnapshotResponse struct {
 	// Quarantine is held as deployed by the planner's input
 	// (planner.HoldQuarantined), so the plan matches the agent's.
 	Quarantine []registry.Quarantine `json:"quarantine,omitempty"`
+	// Secrets are the node's secret digests (never values), bound into
+	// the desired services by planner.BindSecrets as the agent does.
+	// Absent from an older agent: references then stay unbound.
+	Secrets *spec.NodeSecrets `json:"secrets,omitempty"`
 }
 
 // SyncResult is the body of POST /v1/sync: the reconcile it triggered and the

@@ -66,6 +66,7 @@ func runPlan(cmd *cobra.Command, s streams, f planFlags) error {
 	actual := registry.Snapshot{Node: f.node}
 	var features planner.Features
 	var quarantine []registry.Quarantine // held as deployed, as the agent does
+	var secrets *spec.NodeSecrets        // the node's secret digests; nil: unknown here
 	allowRemoveAll := f.allowRemoveAll
 	switch {
 	case f.fromGit && (f.registry != "" || f.socket != ""):
@@ -75,7 +76,7 @@ func runPlan(cmd *cobra.Command, s streams, f planFlags) error {
 		if err != nil {
 			return err
 		}
-		actual, features, quarantine = resp.Snapshot, resp.Features, resp.Quarantine
+		actual, features, quarantine, secrets = resp.Snapshot, resp.Features, resp.Quarantine, resp.Secrets
 		allowRemoveAll = allowRemoveAll || resp.AllowRemoveAll
 	case f.registry != "" && f.socket != "":
 		return fmt.Errorf("--registry and --socket are two sources of the actual state: give one")
@@ -94,10 +95,11 @@ func runPlan(cmd *cobra.Command, s streams, f planFlags) error {
 		if resp.Snapshot.Node != "" && resp.Snapshot.Node != f.node {
 			return fmt.Errorf("the agent on %s runs node %q, not %q", f.socket, resp.Snapshot.Node, f.node)
 		}
-		actual, features, quarantine = resp.Snapshot, resp.Features, resp.Quarantine
+		actual, features, quarantine, secrets = resp.Snapshot, resp.Features, resp.Quarantine, resp.Secrets
 		allowRemoveAll = allowRemoveAll || resp.AllowRemoveAll
 	}
 	in := planner.InputFor(repo, f.node, actual, features, allowRemoveAll)
+	planner.BindSecrets(&in, secrets)
 	planner.HoldQuarantined(&in, quarantine)
 	p := planner.Compute(in)
 	for _, d := range repo.Diagnostics {
