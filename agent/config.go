@@ -439,6 +439,15 @@ var (
 // reservedNamespaces belong to other container managers sharing containerd.
 var reservedNamespaces = []string{"default", "k8s.io", "moby"}
 
+// topLevelKeys are the keys and tables allowed at the top of the file; a
+// feature that adds a table adds its name here.
+var topLevelKeys = []string{
+	"node", "state_dir", "host_root", "allow_remove_all",
+	"git", "containerd", "api", "ports", "registries", "log", "logs",
+	"metrics", "status_page", "trust", "status", "secrets", "quarantine",
+	"certs", "acme", "proxy", "dns",
+}
+
 func (p *parser) config(raw map[string]any) *Config {
 	c := &Config{
 		File: p.file,
@@ -453,7 +462,7 @@ func (p *parser) config(raw map[string]any) *Config {
 		Log:   LogConfig{Format: "text", Level: "info"},
 		Logs:  LogsConfig{MaxBytes: DefaultLogMaxBytes, Keep: DefaultLogKeep},
 	}
-	p.known(raw, "", "node", "state_dir", "host_root", "allow_remove_all", "git", "containerd", "api", "ports", "registries", "log", "logs", "metrics", "status_page", "trust", "status", "secrets", "quarantine", "certs", "acme", "proxy", "dns")
+	p.known(raw, "", topLevelKeys...)
 
 	_, hasNode := raw["node"]
 	switch {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"metacircular.net/mcp/executor"
 )
 
 var updateConfig = flag.Bool("update-config", false, "rewrite agent/testdata/config/*.golden")
@@ -47,8 +49,9 @@ func TestParseConfigDefaults(t *testing.T) {
 		Ports: PortRange{Lo: 10000, Hi: 32767},
 		Log:   LogConfig{Format: "text", Level: "info"},
 		Logs:  LogsConfig{MaxBytes: 10 << 20, Keep: 3},
-		// config_ops_test.go checks these tables' own defaults.
+		// The feature tables' own tests check their defaults.
 		StatusPage: defaultStatusPage(),
+		Proxy:      ProxyConfig{BackendHost: executor.DefaultBackendHost, CertDir: executor.DefaultCertDir},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("defaults:\n got %+v\nwant %+v", cfg, want)
@@ -89,6 +92,7 @@ func TestParseConfigFull(t *testing.T) {
 		Logs: LogsConfig{MaxBytes: 1 << 20, Keep: 5},
 		// [metrics] and [status_page] are covered by config_ops_test.go.
 		StatusPage: defaultStatusPage(),
+		Proxy:      ProxyConfig{BackendHost: executor.DefaultBackendHost, CertDir: executor.DefaultCertDir},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("full:\n got %+v\nwant %+v", cfg, want)
@@ -145,7 +149,7 @@ func TestParseConfigRules(t *testing.T) {
 		{"state_dir relative", strings.Replace(base, `"/var/lib/mcp"`, `"mcp"`, 1), []string{`agent.toml: state_dir: "mcp" is not an absolute path`}},
 		{"allow_remove_all", "allow_remove_all = true\n" + base, nil},
 		{"allow_remove_all wrong type", "allow_remove_all = \"yes\"\n" + base, []string{`agent.toml: allow_remove_all: must be true or false, not string "yes"`}},
-		{"unknown top-level key", "nodes = 3\n" + base, []string{`agent.toml: nodes: unknown key (known at the top level: node, state_dir, host_root, allow_remove_all, git, containerd, api, ports, registries, log, logs, metrics, status_page, trust, status, secrets, quarantine, certs, acme)`}},
+		{"unknown top-level key", "nodes = 3\n" + base, []string{`agent.toml: nodes: unknown key (known at the top level: ` + strings.Join(topLevelKeys, ", ") + `)`}},
 		{"table given as value", "api = 3\n" + base, []string{`agent.toml: api: must be a table ([api]), not integer 3`}},
 		{"syntax error", "node = \n", []string{`agent.toml: line 1: expected value but found '\n' instead`}},
 
