@@ -11,7 +11,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/containerd/containerd/api/services/tasks/v1"
 	"github.com/containerd/containerd/api/types/runc/options"
+	tasktypes "github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/cio"
@@ -348,6 +350,17 @@ func (d *Driver) List(ctx context.Context) ([]executor.Container, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)
 	}
+	// One task listing for the namespace instead of a task lookup and a
+	// status call per container: each of those is a round trip to the
+	// container's shim, and the agent lists on every reconcile.
+	resp, err := d.client.TaskService().List(ctx, &tasks.ListTasksRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("list tasks: %w", err)
+	}
+	procs := make(map[string]*tasktypes.Process, len(resp.Tasks))
+	for _, p := range resp.Tasks {
+		procs[p.ID] = p
+	}
 	out := make([]executor.Container, 0, len(cs))
 	for _, c := range cs {
 		info, err := c.Info(ctx, client.WithoutRefreshedMetadata)
@@ -357,42 +370,29 @@ func (d *Driver) List(ctx context.Context) ([]executor.Container, error) {
 		if err != nil {
 			return nil, fmt.Errorf("list containers: %s: %w", c.ID(), err)
 		}
-		ec, err := d.status(ctx, c, info)
-		if err != nil {
-			return nil, fmt.Errorf("list containers: %w", err)
-		}
-		out = append(out, ec)
+		out = append(out, containerStatus(info, procs[info.ID]))
 	}
 	slices.SortFunc(out, func(a, b executor.Container) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
 }
 
-func (d *Driver) status(ctx context.Context, c client.Container, info containers.Container) (executor.Container, error) {
+// containerStatus combines a container's record with its task's state (nil
+// when it has no task).
+func containerStatus(info containers.Container, p *tasktypes.Process) executor.Container {
 	ec := executor.Container{ID: info.ID, Labels: info.Labels, Image: info.Image, Status: executor.StatusStopped}
-	task, err := c.Task(ctx, nil)
-	if errdefs.IsNotFound(err) {
-		return ec, nil
+	if p == nil {
+		return ec
 	}
-	if err != nil {
-		return ec, fmt.Errorf("%s: load task: %w", info.ID, err)
-	}
-	st, err := task.Status(ctx)
-	if errdefs.IsNotFound(err) {
-		return ec, nil
-	}
-	if err != nil {
-		return ec, fmt.Errorf("%s: task status: %w", info.ID, err)
-	}
-	switch st.Status {
-	case client.Running:
+	switch p.Status {
+	case tasktypes.Status_RUNNING, tasktypes.Status_PAUSING, tasktypes.Status_PAUSED:
 		ec.Status = executor.StatusRunning
-		ec.PID = task.Pid()
-	case client.Stopped:
-		ec.ExitCode = st.ExitStatus
-	case client.Created:
+		ec.PID = p.Pid
+	case tasktypes.Status_STOPPED:
+		ec.ExitCode = p.ExitStatus
+	case tasktypes.Status_CREATED:
 		ec.Status = executor.StatusCreated
 	default:
 		ec.Status = executor.StatusUnknown
 	}
-	return ec, nil
+	return ec
 }
