@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +31,27 @@ type testNode struct {
 	address   string
 	namespace string
 	dir       string
+	// logs collects every line the agent logs in once(), for tests that
+	// check what is (and is not) logged.
+	logs lockedBuffer
+}
+
+// lockedBuffer is a bytes.Buffer safe for the agent's goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 type nodeOption func(*nodeSettings)
@@ -166,7 +189,8 @@ func (n *testNode) once() Outcome {
 	n.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	out, err := Daemon(ctx, n.cfg, testLogger(n.t), true)
+	log := slog.New(slog.NewTextHandler(io.MultiWriter(testWriter{n.t}, &n.logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	out, err := Daemon(ctx, n.cfg, log, true)
 	if err != nil {
 		n.t.Fatalf("agent --once: %v", err)
 	}
