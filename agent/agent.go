@@ -28,6 +28,9 @@ type Source interface {
 	Check(ctx context.Context, applied, next gitsync.Hash) (gitsync.Movement, error)
 	// Watch fires when a local repository's refs change.
 	Watch(ctx context.Context) <-chan struct{}
+	// Revision reads a commit already in the local cache, without the
+	// network (and verified like a fetched one).
+	Revision(ctx context.Context, h gitsync.Hash) (*gitsync.Revision, error)
 }
 
 // Runtime is the container runtime as the agent uses it: the executor's

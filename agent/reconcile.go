@@ -53,12 +53,34 @@ func (a *Agent) reconcile(ctx context.Context) (out Outcome) {
 	}()
 
 	rev, err := a.revision(ctx)
+	var syncErr error
 	if err != nil {
-		out.Result, out.Err = ResultFailed, err.Error()
-		a.converge(ctx, &out)
-		return out
+		cached := a.cachedRevision(ctx, err)
+		if cached == nil {
+			out.Result, out.Err = ResultFailed, err.Error()
+			a.converge(ctx, &out)
+			return out
+		}
+		// The remote is out of reach, not refusing: plan from the commit
+		// already here, so a service that failed for another reason (an
+		// image not pushed yet, a registry that was down) is retried.
+		syncErr = fmt.Errorf("%w (working from the cached commit %s)", err, short(cached.Commit.String()))
+		rev = cached
 	}
 	out.Commit = rev.Commit.String()
+	defer func() {
+		if syncErr == nil {
+			return
+		}
+		if out.Result == ResultOK {
+			out.Result = ResultPartial
+		}
+		if out.Err == "" {
+			out.Err = syncErr.Error()
+		} else {
+			out.Err = syncErr.Error() + "; " + out.Err
+		}
+	}()
 
 	repo, err := spec.Load(rev.Tree)
 	if err != nil {
@@ -108,9 +130,8 @@ func (a *Agent) reconcile(ctx context.Context) (out Outcome) {
 	return out
 }
 
-// revision fetches the branch head when it moved, and falls back to the
-// last fetched revision when the remote is unreachable, so a remote outage
-// never stops the node from converging on what it already knows.
+// revision fetches the branch head when it moved and checks how the branch
+// moved since the applied commit.
 func (a *Agent) revision(ctx context.Context) (*gitsync.Revision, error) {
 	fetchStart := time.Now()
 	rev, err := a.src.Fetch(ctx)
@@ -142,6 +163,35 @@ func (a *Agent) revision(ctx context.Context) (*gitsync.Revision, error) {
 	}
 	a.rev = rev
 	return rev, nil
+}
+
+// cachedRevision is the commit to work from when fetching failed because
+// the remote could not be reached: the last one fetched, or after a restart
+// the applied one from the local cache. A remote that answered with a
+// refusal (a backwards move, a commit that failed verification) gets nil:
+// the agent then only keeps what runs.
+func (a *Agent) cachedRevision(ctx context.Context, fetchErr error) *gitsync.Revision {
+	if !errors.Is(fetchErr, gitsync.ErrUnreachable) {
+		return nil
+	}
+	if a.rev != nil {
+		return a.rev
+	}
+	applied, err := a.reg.AppliedCommit(ctx)
+	if err != nil || applied == "" {
+		return nil
+	}
+	h, err := gitsync.ParseHash(applied)
+	if err != nil {
+		return nil
+	}
+	rev, err := a.src.Revision(ctx, h)
+	if err != nil {
+		a.log.Warn("remote unreachable and the applied commit is not readable from the cache", "commit", short(applied), "err", err)
+		return nil
+	}
+	a.rev = rev
+	return rev
 }
 
 func (a *Agent) converge(ctx context.Context, out *Outcome) {
