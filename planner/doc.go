@@ -54,9 +54,9 @@
 // <route> is spec.Route.Key() ("default" for an unnamed route), <slot> is
 // "a" or "b" (registry.SlotA/SlotB): the slot a component lives in is the
 // active slot recorded in the registry, "a" for a new component. A
-// blue-green update will add the "b" container, health wait and leases next
-// to the "a" ones without renaming anything. Component names and route keys
-// are DNS labels and hostnames contain dots, so the forms cannot collide. A
+// blue-green update adds the other slot's container, health wait and
+// leases next to the active ones without renaming anything (rollout.go).
+// Component names and route keys are DNS labels and hostnames contain dots, so the forms cannot collide. A
 // port lease's ID is its registry.Lease key with "port" inserted.
 //
 // # Order
@@ -79,10 +79,24 @@
 //   - on removal, a record goes before its route, a route before its
 //     container, a container before its image, certificates and ports;
 //   - a route that takes a hostname:listener another service gives up waits
-//     for that service's step.
+//     for that service's step;
+//   - in a blue-green update (rollout.go) the new slot's container starts
+//     next to the old one, its routes move once every new container of the
+//     service is healthy, and the old slot's containers are removed once
+//     every route moved;
+//   - a service's first steps wait for the health waits of the services
+//     its `after` names, and services are positioned after them (`after`
+//     wins over tier).
 //
-// Nothing depends on map iteration or input order. Services will later be
-// ordered after one another (`after`): that only adds edges to this graph.
+// Nothing depends on map iteration or input order.
+//
+// # Strategies
+//
+// An update of a running component uses the service's
+// spec.Service.UpdateStrategy: replace updates the container in its active
+// slot (same ports); blue-green, only on a node that manages routes, plans
+// the whole service into the other slot and the route switch. Which slot is
+// active is registry state, so a blue-green plan from slot b goes back to a.
 //
 // # Plan hash
 //

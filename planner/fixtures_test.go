@@ -168,6 +168,16 @@ func apply(in Input, p *Plan) registry.Snapshot {
 		for _, c := range s.Components {
 			cs := old.Components[c.Name]
 			cs.ImageDigest = "sha256:" + c.Version
+			// A container started in another slot (blue-green) makes
+			// that slot the active one.
+			for _, st := range p.Steps {
+				if st.Service == s.Name && st.Component == c.Name && st.Kind == KindContainer && st.Action != ActionRemove {
+					cs.ActiveSlot = registry.SlotA
+					if st.Slot == "b" {
+						cs.ActiveSlot = registry.SlotB
+					}
+				}
+			}
 			d.Components[c.Name] = cs
 		}
 		out.Services[s.Name] = d

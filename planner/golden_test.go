@@ -118,6 +118,14 @@ func TestGolden(t *testing.T) {
 			Actual:  applied(append(without(fixtures(), "mcq"), inactiveMcq)...), Features: allFeatures,
 		}, false},
 		{"noop", Input{Desired: fixtures(), Actual: applied(fixtures()...), Features: allFeatures}, true},
+		// strategy = "replace" everywhere: every update in place, in the
+		// active slot (the behaviour before blue-green).
+		{"update_replace", Input{Desired: withStrategy(updated, spec.StrategyReplace), Actual: olderState(), Features: allFeatures}, false},
+		// A fresh node with three dependent services: mcr (core) waits
+		// for nothing, mcq after mcr, site after mcq and mcr.
+		{"after", Input{Desired: []spec.Service{
+			withAfter(site("v2.0.0"), "mcq", "mcr"), withAfter(mcq("v0.3.2"), "mcr"), mcr("v1.0.1"),
+		}, Features: allFeatures}, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -138,4 +146,18 @@ func TestGolden(t *testing.T) {
 			}
 		})
 	}
+}
+
+func withStrategy(svcs []spec.Service, strategy string) []spec.Service {
+	out := make([]spec.Service, len(svcs))
+	for i, s := range svcs {
+		s.Strategy = strategy
+		out[i] = s
+	}
+	return out
+}
+
+func withAfter(s spec.Service, deps ...string) spec.Service {
+	s.After = deps
+	return s
 }

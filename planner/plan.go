@@ -7,7 +7,10 @@ import (
 
 // Version is the planner's version; it is part of every plan hash, so a
 // planner change that alters plans also changes their hashes.
-const Version = 1
+//
+// Version 2: blue-green updates (a new slot, health, route switch, old slot
+// removed) and `after` ordering.
+const Version = 2
 
 // Kind is the type of resource a step acts on.
 type Kind string

@@ -54,6 +54,7 @@ func Compute(in Input) *Plan {
 		p.diffService(s)
 	}
 	p.crossServiceEdges()
+	p.afterEdges(svcs) // rollout.go
 
 	if refused := p.guard(desired, invalid); refused != "" {
 		out.Refused = refused
@@ -101,6 +102,12 @@ type node struct {
 	// proxy identity ("hostname:listener") taken / given up.
 	serves, served     string
 	acquires, releases string
+	// switchOut marks the removal of the old slot's container in a
+	// blue-green update: it waits for the new slot to serve (rollout.go).
+	switchOut bool
+	// switchIn marks a route step of a blue-green update: it moves the
+	// backend to the new slot once the service's new containers are healthy.
+	switchIn bool
 }
 
 // svcPlan is one service being planned.
@@ -116,6 +123,11 @@ type svcPlan struct {
 	// hf are the features the service was applied with: which of its
 	// routes, certificates and records exist.
 	hf Features
+	// bg is set when the service's update runs blue-green: its running
+	// components move to the other slot (rollout.go); bgSlot is where new
+	// components of such an update go.
+	bg     bool
+	bgSlot int
 }
 
 type svcKind int
@@ -282,6 +294,7 @@ func (p *planner) services(desired map[string]*spec.Service, hashes map[string]s
 	}
 
 	slices.SortFunc(svcs, compareServices)
+	svcs = orderAfter(svcs) // rollout.go: a service after the ones it waits for
 	for i, s := range svcs {
 		s.idx = i
 	}
@@ -416,6 +429,7 @@ func (p *planner) add(s *svcPlan, n *node) *node {
 // diffService adds the steps of one service, then links them.
 func (p *planner) diffService(s *svcPlan) {
 	first := len(p.nodes)
+	s.bg, s.bgSlot = p.blueGreen(s) // rollout.go
 	for _, name := range unionSorted(s.want.names, s.have.names) {
 		p.diffComponent(s, name)
 	}
@@ -448,6 +462,10 @@ func (p *planner) diffComponent(s *svcPlan, name string) {
 			Deferred: []string{"digest: resolved at pull"}}})
 	}
 
+	if s.bg && p.moveComponent(s, name, w, h) { // rollout.go
+		return
+	}
+
 	// The container, and a health wait after it starts.
 	wRun, hRun := w != nil && w.running, h != nil && h.running
 	var cid, rname string
@@ -464,7 +482,7 @@ func (p *planner) diffComponent(s *svcPlan, name string) {
 		p.add(s, &node{Step: Step{ID: cid, Component: name, Slot: slotName(slot), Kind: KindContainer, Action: ActionRemove,
 			Reason: s.goneReason(reasonGoneComp), Detail: rname}, usedCert: h.l4Hosts(s.hf)})
 	case wRun && hRun:
-		if ch := p.containerChanges(s.name, slot, w, h); len(ch) > 0 {
+		if ch := p.containerChanges(s.name, slot, slot, w, h); len(ch) > 0 {
 			p.add(s, &node{Step: Step{ID: cid, Component: name, Slot: slotName(slot), Kind: KindContainer, Action: ActionUpdate,
 				Reason: containerReason(h.comp, w.comp, ch), Detail: rname, Changes: ch},
 				needsCert: w.l4Hosts(f), usedCert: h.l4Hosts(s.hf)})
@@ -509,7 +527,10 @@ func (p *planner) diffComponent(s *svcPlan, name string) {
 }
 
 func (p *planner) diffRoute(s *svcPlan, comp string, slot int, key string, wr, hr *spec.Route, compNew, compGone bool) {
-	if wr != nil && hr != nil && wr.Port == hr.Port && wr.Mode == hr.Mode && wr.Hostname == hr.Hostname {
+	// In a blue-green update every route of a moving component changes
+	// backend, whatever else changes.
+	moved := s.bg && wr != nil && slot != s.slot(comp)
+	if wr != nil && hr != nil && wr.Port == hr.Port && wr.Mode == hr.Mode && wr.Hostname == hr.Hostname && !moved {
 		return
 	}
 	id := routeID(s.name, comp, key)
@@ -553,12 +574,17 @@ func (p *planner) diffRoute(s *svcPlan, comp string, slot int, key string, wr, h
 			ch = append(ch, Change{Field: field + "hostname", Old: quote(hr.Hostname), New: quote(wr.Hostname), Forces: true})
 			why = append(why, fmt.Sprintf("hostname %s → %s", hr.Hostname, wr.Hostname))
 		}
+		if moved {
+			from := runtimeName(s.name, comp, s.slot(comp))
+			ch = append(ch, Change{Field: field + "backend", Old: from, New: runtimeName(s.name, comp, slot)})
+			why = append(why, "blue-green: traffic moves from slot "+slotName(s.slot(comp))+" to slot "+slotName(slot))
+		}
 		if len(ch) == 0 {
 			return
 		}
 		n := p.add(s, &node{Step: Step{ID: id, Component: comp, Route: key, Hostname: wr.Hostname, Kind: KindRoute,
 			Action: ActionUpdate, Reason: strings.Join(why, ", "), Detail: routeDetail(*wr, s.name, comp, slot), Changes: ch},
-			serves: wr.Hostname, served: hr.Hostname})
+			serves: wr.Hostname, served: hr.Hostname, switchIn: moved})
 		if routeIdent(*hr) != routeIdent(*wr) {
 			n.acquires, n.releases = routeIdent(*wr), routeIdent(*hr)
 		}
@@ -608,8 +634,10 @@ func containerReason(old, new *spec.Component, ch []Change) string {
 // immutable, so each one forces a replacement. Route listener, mode and
 // hostname are proxy matters and do not touch the container; the host ports
 // leased for its routes do, through the environment.
-func (p *planner) containerChanges(svc string, slot int, w, h *compModel) []Change {
-	if w == h && p.leased(svc, slot, w) {
+// hslot and wslot are the slots of the running and the new container (they
+// differ in a blue-green update).
+func (p *planner) containerChanges(svc string, hslot, wslot int, w, h *compModel) []Change {
+	if w == h && hslot == wslot && p.leased(svc, wslot, w) {
 		return nil // same definition, same ports
 	}
 	var ch []Change
@@ -619,7 +647,7 @@ func (p *planner) containerChanges(svc string, slot int, w, h *compModel) []Chan
 	if !slices.Equal(h.comp.Cmd, w.comp.Cmd) {
 		ch = append(ch, Change{Field: "cmd", Old: quoteList(h.comp.Cmd), New: quoteList(w.comp.Cmd), Forces: true})
 	}
-	he, we := p.env(svc, slot, h, "(lease missing)"), p.env(svc, slot, w, afterApply)
+	he, we := p.env(svc, hslot, h, "(lease missing)"), p.env(svc, wslot, w, afterApply)
 	for _, k := range unionSorted(sortedKeys(he), sortedKeys(we)) {
 		o, ok1 := he[k]
 		n, ok2 := we[k]
@@ -685,21 +713,10 @@ func (p *planner) diffLeases(s *svcPlan) {
 	for _, name := range s.want.names {
 		c := s.want.comps[name]
 		h := s.have.comps[name]
-		slot := s.slot(name)
 		for i, k := range c.keys {
-			if _, ok := p.leases[registry.LeaseKey(s.name, name, k, slot)]; ok {
-				continue
+			for _, slot := range p.leaseSlots(s, name) { // rollout.go
+				p.diffLease(s, name, k, slot, c.routes[i], h)
 			}
-			reason := "port lease missing from the registry"
-			if h == nil {
-				reason = reasonNewComp
-			} else if _, ok := h.route(k); !ok {
-				reason = fmt.Sprintf("new route %q", k)
-			}
-			r := c.routes[i]
-			p.add(s, &node{Step: Step{ID: portID(s.name, name, k, slot), Component: name, Route: k, Slot: slotName(slot),
-				Kind: KindPort, Action: ActionCreate, Reason: s.newReason(reason),
-				Detail: "route " + k + " (" + r.String() + ")", Deferred: []string{"port: assigned at apply"}}})
 		}
 		for _, fp := range c.fixed {
 			route := fixedPrefix + strconv.Itoa(fp)
@@ -739,6 +756,25 @@ func (p *planner) diffLeases(s *svcPlan) {
 			Slot: slotName(l.Slot), Port: l.Port, Kind: KindPort, Action: ActionRemove, Reason: s.goneReason(reason),
 			Detail: detail}})
 	}
+}
+
+// diffLease plans the lease of one route in one slot when the registry
+// lacks it.
+func (p *planner) diffLease(s *svcPlan, name, k string, slot int, r spec.Route, h *compModel) {
+	if _, ok := p.leases[registry.LeaseKey(s.name, name, k, slot)]; ok {
+		return
+	}
+	reason := "port lease missing from the registry"
+	if h == nil {
+		reason = reasonNewComp
+	} else if _, ok := h.route(k); !ok {
+		reason = fmt.Sprintf("new route %q", k)
+	} else if s.bg && slot != s.slot(name) {
+		reason = "blue-green: the new version's port, next to the running one"
+	}
+	p.add(s, &node{Step: Step{ID: portID(s.name, name, k, slot), Component: name, Route: k, Slot: slotName(slot),
+		Kind: KindPort, Action: ActionCreate, Reason: s.newReason(reason),
+		Detail: "route " + k + " (" + r.String() + ")", Deferred: []string{"port: assigned at apply"}}})
 }
 
 // diffCerts compares the hostnames that need a certificate. One certificate
@@ -804,6 +840,9 @@ func dependsOn(n, m *node) bool {
 	sameComp := n.Component != "" && n.Component == m.Component
 	live := n.Action != ActionRemove // create, update or wait
 	mLive := m.Action != ActionRemove
+	if d, only := switchDependsOn(n, m); d || only { // rollout.go
+		return d
+	}
 	switch n.Kind {
 	case KindContainer:
 		if live {
@@ -814,10 +853,10 @@ func dependsOn(n, m *node) bool {
 		}
 		return sameComp && m.Kind == KindRoute && !mLive
 	case KindHealth:
-		return sameComp && m.Kind == KindContainer
+		return sameComp && m.Kind == KindContainer && mLive && m.Slot == n.Slot
 	case KindRoute:
 		if live {
-			return sameComp && (m.Kind == KindContainer || m.Kind == KindHealth) ||
+			return sameComp && mLive && (m.Kind == KindContainer || m.Kind == KindHealth) ||
 				(m.Kind == KindCert && mLive && slices.Contains(n.needsCert, m.Hostname))
 		}
 		return m.Kind == KindRecord && !mLive && m.Hostname == n.served

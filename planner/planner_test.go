@@ -34,6 +34,14 @@ func with(s spec.Service, f func(*spec.Service)) spec.Service {
 
 func TestCompute(t *testing.T) {
 	noFeatures := func(in *Input) { in.Features = Features{} }
+	// replace declares strategy = "replace" on every desired service:
+	// updates happen in place, in the active slot.
+	replace := func(in *Input) {
+		for i := range in.Desired {
+			in.Desired[i].Strategy = spec.StrategyReplace
+		}
+	}
+	noRoutes := func(in *Input) { in.Features.Routes = false }
 	lostLease := applied(mcq("v0.3.2"))
 	lostLease.Leases = nil
 	slotB := applied(mcq("v0.3.1"))
@@ -59,8 +67,8 @@ func TestCompute(t *testing.T) {
 			reasons: map[string]string{"mcq/mcq/container/a": "new service"},
 		},
 		{
-			name: "image change: image pulled, container replaced, health waited, route untouched",
-			plan: plan([]spec.Service{mcq("v0.3.2")}, applied(mcq("v0.3.1"))),
+			name: "replace: image pulled, container replaced, health waited, route untouched",
+			plan: plan([]spec.Service{mcq("v0.3.2")}, applied(mcq("v0.3.1")), replace),
 			want: []string{"~ mcq/mcq/image", "~ mcq/mcq/container/a", "= mcq/mcq/health/a"},
 			reasons: map[string]string{
 				"mcq/mcq/image":       "image v0.3.1 → v0.3.2",
@@ -68,10 +76,10 @@ func TestCompute(t *testing.T) {
 			},
 		},
 		{
-			name: "env change: container only",
+			name: "replace, env change: container only",
 			plan: plan([]spec.Service{with(mcq("v0.3.2"), func(s *spec.Service) {
 				s.Components[0].Env = []spec.EnvVar{{Name: "LOG", Value: "debug"}}
-			})}, applied(mcq("v0.3.2"))),
+			})}, applied(mcq("v0.3.2")), replace),
 			want:    []string{"~ mcq/mcq/container/a", "= mcq/mcq/health/a"},
 			reasons: map[string]string{"mcq/mcq/container/a": "env changed: forces replacement"},
 		},
@@ -97,8 +105,8 @@ func TestCompute(t *testing.T) {
 			},
 		},
 		{
-			name: "route removed: route first, container replaced without its port, then the lease released",
-			plan: plan([]spec.Service{mcq("v0.3.2")}, applied(newerMcq())),
+			name: "replace, route removed: route first, container replaced without its port, then the lease released",
+			plan: plan([]spec.Service{mcq("v0.3.2")}, applied(newerMcq()), replace),
 			want: []string{
 				"- mcq/mcq/route/admin",
 				"~ mcq/cert/mcq.svc.mcp.example.org",
@@ -133,15 +141,75 @@ func TestCompute(t *testing.T) {
 			reasons: map[string]string{"mcq/mcq/container/a": reasonDeactivate},
 		},
 		{
-			name:    "lost lease: leased again, container gets the new port",
-			plan:    plan([]spec.Service{mcq("v0.3.2")}, lostLease),
+			name:    "replace, lost lease: leased again, container gets the new port",
+			plan:    plan([]spec.Service{mcq("v0.3.2")}, lostLease, replace),
 			want:    []string{"+ mcq/mcq/port/default/a", "~ mcq/mcq/container/a", "= mcq/mcq/health/a"},
 			reasons: map[string]string{"mcq/mcq/port/default/a": "port lease missing from the registry"},
 		},
 		{
-			name: "active slot b: IDs follow the slot, the a lease of the pair is kept",
-			plan: plan([]spec.Service{mcq("v0.3.2")}, slotB),
+			name: "replace, active slot b: IDs follow the slot, the a lease of the pair is kept",
+			plan: plan([]spec.Service{mcq("v0.3.2")}, slotB, replace),
 			want: []string{"~ mcq/mcq/image", "~ mcq/mcq/container/b", "= mcq/mcq/health/b"},
+		},
+		{
+			name: "blue-green (the default when routed): new slot, healthy, routes switched, old slot removed",
+			plan: plan([]spec.Service{mcq("v0.3.2")}, applied(mcq("v0.3.1"))),
+			want: []string{
+				"+ mcq/mcq/port/default/b",
+				"~ mcq/mcq/image",
+				"+ mcq/mcq/container/b",
+				"= mcq/mcq/health/b",
+				"~ mcq/mcq/route/default",
+				"- mcq/mcq/container/a",
+			},
+			reasons: map[string]string{
+				"mcq/mcq/port/default/b": "blue-green: the new version's port, next to the running one",
+				"mcq/mcq/container/b":    "blue-green: image v0.3.1 → v0.3.2; the new version starts in slot b next to slot a",
+				"mcq/mcq/route/default":  "blue-green: traffic moves from slot a to slot b",
+				"mcq/mcq/container/a":    "blue-green: slot a stops once the service serves from slot b (drained first)",
+			},
+		},
+		{
+			name: "blue-green from slot b goes back to a, whose lease of the pair was kept",
+			plan: plan([]spec.Service{mcq("v0.3.2")}, slotB),
+			want: []string{"~ mcq/mcq/image", "+ mcq/mcq/container/a", "= mcq/mcq/health/a", "~ mcq/mcq/route/default", "- mcq/mcq/container/b"},
+		},
+		{
+			name: "blue-green, route listener and image change together: one route step does both",
+			plan: plan([]spec.Service{with(mcq("v0.3.2"), func(s *spec.Service) {
+				s.Components[0].Routes[0].Port = 9443
+			})}, applied(mcq("v0.3.1"))),
+			want: []string{
+				"+ mcq/mcq/port/default/b",
+				"~ mcq/mcq/image",
+				"+ mcq/mcq/container/b",
+				"= mcq/mcq/health/b",
+				"~ mcq/mcq/route/default",
+				"- mcq/mcq/container/a",
+			},
+			reasons: map[string]string{"mcq/mcq/route/default": "listener 8443 → 9443, blue-green: traffic moves from slot a to slot b"},
+		},
+		{
+			name: "blue-green without a proxy on the node: replace, ports stay",
+			plan: plan([]spec.Service{mcq("v0.3.2")}, appliedWith(Features{Health: true}, mcq("v0.3.1")), noRoutes,
+				func(in *Input) { in.Features.Certs, in.Features.Records = false, false }),
+			want: []string{"~ mcq/mcq/image", "~ mcq/mcq/container/a", "= mcq/mcq/health/a"},
+		},
+		{
+			name: "a listener change alone moves nothing",
+			plan: plan([]spec.Service{with(mcq("v0.3.2"), func(s *spec.Service) {
+				s.Components[0].Routes[0].Port = 9443
+			})}, applied(mcq("v0.3.2"))),
+			want: []string{"~ mcq/mcq/route/default"},
+		},
+		{
+			name: "after: a new service waits for the health of the services it names",
+			plan: plan([]spec.Service{with(mcq("v1"), func(s *spec.Service) { s.After = []string{"mcr"}; s.Tier = spec.TierCore }),
+				mcr("v1")}, registry.Snapshot{}, noFeatures, func(in *Input) { in.Features.Health = true }),
+			want: []string{
+				"+ mcr/mcr/port/default/a", "+ mcr/mcr/image", "+ mcr/mcr/container/a", "= mcr/mcr/health/a",
+				"+ mcq/mcq/port/default/a", "+ mcq/mcq/image", "+ mcq/mcq/container/a", "= mcq/mcq/health/a",
+			},
 		},
 		{
 			name:    "stray lease of an unknown service is released",
@@ -211,6 +279,7 @@ func TestContainerChanges(t *testing.T) {
 		c.Volumes = append(c.Volumes, spec.Volume{Host: "/srv/mcq/certs", Container: "/certs", ReadOnly: true})
 		c.Env = []spec.EnvVar{{Name: "LOG", Value: "debug"}}
 	})
+	nw.Strategy = spec.StrategyReplace
 	p := plan([]spec.Service{nw}, applied(old))
 	s, _ := p.Step("mcq/mcq/container/a")
 	var fields []string

@@ -15,6 +15,9 @@ import (
 func withSecret(version string) spec.Service {
 	return with(mcq(version), func(s *spec.Service) {
 		s.Components[0].Env = []spec.EnvVar{{Name: "LOG", Value: "info"}, {Name: "DB_PASSWORD", Secret: "db-password"}}
+		// In place, so the diff is of container/a against itself (a
+		// blue-green update would also show the new slot's ports).
+		s.Strategy = spec.StrategyReplace
 	})
 }
 
