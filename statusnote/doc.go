@@ -23,7 +23,9 @@
 // features and allow_remove_all the agent plans with, so that
 // `mcp plan --from-git` computes the agent's plan and hash on any
 // machine). Fields are only ever added; readers ignore what they do not
-// know. Secret values never appear: definitions carry only their digests.
+// know. Secret values never appear: definitions carry only their keyed
+// digests, and planner.secrets the digest of every secret of the node
+// (spec.NodeSecrets), so a plan made elsewhere binds the same ones.
 //
 // # The notes commits
 //
