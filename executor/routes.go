@@ -406,21 +406,42 @@ func (rr *routeRunner) run(ctx context.Context, r *serviceRun, st planner.Step) 
 	if err != nil {
 		return err
 	}
-	_, owned := records[want.ID()]
+	prev, owned := records[want.ID()]
 	if err := rr.ensure(ctx, RouteRecord{Route: want, Service: st.Service, Component: st.Component, Key: st.Route}, records); err != nil {
 		return err
 	}
-	if !owned {
+	// A later failure in this service puts back what served before at
+	// once (a blue-green switch whose old slot still runs), rather than
+	// leaving traffic on containers the undo removes.
+	switch {
+	case !owned:
 		r.undoers = append(r.undoers, func(ctx context.Context) error { return rr.removeOwned(ctx, want.ID()) })
+	case prev.Route != want:
+		r.undoers = append(r.undoers, func(ctx context.Context) error { return rr.restore(ctx, prev) })
 	}
 	// A listener or hostname change leaves the old route behind: remove
 	// it once the new one serves, so clients always have one of the two.
 	if old, ok := specRoute(r.deployed.Spec, st.Component, st.Route); ok && st.Action == planner.ActionUpdate {
 		if ln, err := rr.listener(old.Port); err == nil && RouteID(ln, old.Hostname) != want.ID() {
-			return rr.removeOwned(ctx, RouteID(ln, old.Hostname))
+			oldRec, had := records[RouteID(ln, old.Hostname)]
+			if err := rr.removeOwned(ctx, RouteID(ln, old.Hostname)); err != nil {
+				return err
+			}
+			if had {
+				r.undoers = append(r.undoers, func(ctx context.Context) error { return rr.restore(ctx, oldRec) })
+			}
 		}
 	}
 	return nil
+}
+
+// restore registers a route mcp owned before this run again.
+func (rr *routeRunner) restore(ctx context.Context, rec RouteRecord) error {
+	records, err := rr.records(ctx)
+	if err != nil {
+		return err
+	}
+	return rr.ensure(ctx, rec, records)
 }
 
 func specRoute(s spec.Service, component, key string) (spec.Route, bool) {

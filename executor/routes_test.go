@@ -318,3 +318,51 @@ func TestConvergeRoutes(t *testing.T) {
 		t.Fatalf("Routes: %+v %v", states, err)
 	}
 }
+
+// A later step's failure puts the previous backend back at once (a
+// blue-green switch undone), and a listener move is undone too.
+func TestRouteUndoRestoresPreviousRoute(t *testing.T) {
+	env := newRouteEnv(t)
+	rt := spec.Route{Port: 443, Mode: spec.ModeL4, Hostname: "web.svc.mcp.example.test"}
+	if err := env.step(t, svcWith(rt), registry.Deployed{}, planner.ActionCreate, "default"); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := env.router.List(t.Context())
+
+	// Another backend port (the other slot), then undo.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	env.e.ports = fixedPorts{ln.Addr().(*net.TCPAddr).Port}
+	s := svcWith(rt)
+	r := &serviceRun{e: env.e, desired: &s, deployed: registry.Deployed{Spec: svcWith(rt)}, digests: map[string]string{}}
+	st := planner.Step{Service: "web", Component: "web", Route: "default", Kind: planner.KindRoute, Action: planner.ActionUpdate}
+	if err := env.e.kinds[planner.KindRoute].run(t.Context(), r, st); err != nil {
+		t.Fatal(err)
+	}
+	if now, _ := env.router.List(t.Context()); now[0].Backend == before[0].Backend {
+		t.Fatal("the backend did not move")
+	}
+	r.undo(t.Context())
+	if after, _ := env.router.List(t.Context()); !slices.Equal(after, before) {
+		t.Fatalf("after undo the proxy holds %v, want %v", after, before)
+	}
+
+	// A listener move, undone: the old route is back, the new one gone.
+	moved := rt
+	moved.Port = 8443
+	s = svcWith(moved)
+	r = &serviceRun{e: env.e, desired: &s, deployed: registry.Deployed{Spec: svcWith(rt)}, digests: map[string]string{}}
+	if err := env.e.kinds[planner.KindRoute].run(t.Context(), r, st); err != nil {
+		t.Fatal(err)
+	}
+	r.undo(t.Context())
+	if after, _ := env.router.List(t.Context()); !slices.Equal(after, before) {
+		t.Fatalf("after undoing the move the proxy holds %v, want %v", after, before)
+	}
+	if recs := env.records(t); len(recs) != 1 {
+		t.Fatalf("records after undo: %+v", recs)
+	}
+}
