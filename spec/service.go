@@ -80,6 +80,7 @@ func parseService(file, base string, data []byte, p *Platform, platformOK bool) 
 		s.Tier = v
 	}
 	ps.parseRollout(root) // rollout.go: strategy, after
+	ps.parseData(root)    // data.go: [data] may_start_empty
 	if b, ok := root.sub("build"); ok {
 		if imgs, ok := b.sub("images"); ok {
 			for k := range imgs.m {

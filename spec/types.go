@@ -176,6 +176,11 @@ type Service struct {
 	// deployed only once they are healthy.
 	After []string `json:"after,omitempty"`
 
+	// MayStartEmpty ([data] may_start_empty) lets a node that has no
+	// /srv/<service> start the service empty instead of waiting for its
+	// data to be moved there (data.go).
+	MayStartEmpty bool `json:"may_start_empty,omitempty"`
+
 	// Kept for builds and snapshots; the agent ignores them.
 	Path     string            `json:"path,omitempty"`
 	Build    map[string]string `json:"build_images,omitempty"`
