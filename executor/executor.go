@@ -69,8 +69,11 @@ type Executor struct {
 	// production); simulated nodes sharing one machine each get their own.
 	hostRoot string
 	grace    time.Duration
-	log      *slog.Logger
-	now      func() time.Time
+	// drain is how long a blue-green update's old slot keeps running after
+	// the switch (rollout.go).
+	drain time.Duration
+	log   *slog.Logger
+	now   func() time.Time
 	// afterStep is called after every finished step with the number of
 	// steps finished so far in this Apply; crash-injection tests use it.
 	afterStep func(n int)
@@ -120,6 +123,7 @@ func New(store Store, journal Journal, ports Ports, rt Runtime, logDir string, o
 	e := &Executor{
 		store: store, journal: journal, ports: ports, rt: rt, logDir: logDir,
 		grace: 10 * time.Second,
+		drain: DefaultDrain,
 		log:   slog.New(slog.DiscardHandler),
 		now:   time.Now,
 		kinds: map[planner.Kind]kindRunner{},
@@ -156,6 +160,10 @@ type ServiceResult struct {
 	Err error
 	// FailedStep is the ID of the step that failed.
 	FailedStep string
+	// Waiting says which services of its `after` list are not ready
+	// ("db (not deployed)"); none of its steps ran and it is left as
+	// deployed. It is not a failure.
+	Waiting string
 }
 
 // StepError says which step failed and why.
@@ -187,6 +195,7 @@ func (e *Executor) Apply(ctx context.Context, p *planner.Plan, desired []spec.Se
 		want[s.Name] = s
 	}
 	finished := 0
+	done := map[string]ServiceResult{} // for the `after` gate (rollout.go)
 	for _, group := range groupByService(p.Steps) {
 		if err := ctx.Err(); err != nil {
 			return res, err
@@ -201,6 +210,13 @@ func (e *Executor) Apply(ctx context.Context, p *planner.Plan, desired []spec.Se
 			run.desired = &s
 		}
 		sr := ServiceResult{Service: svc}
+		if sr.Waiting = e.waitingFor(ctx, run.desired, snap, done); sr.Waiting != "" {
+			e.log.Warn("service waits for the services it is after; left as deployed",
+				logattr.With(logattr.Service(svc, "", commit, p.Hash), "waiting_for", sr.Waiting)...)
+			done[svc] = sr
+			res.Services = append(res.Services, sr)
+			continue
+		}
 		for _, st := range group {
 			if err := run.step(ctx, st); err != nil {
 				sr.Err = &StepError{Step: st, Err: err}
@@ -221,6 +237,7 @@ func (e *Executor) Apply(ctx context.Context, p *planner.Plan, desired []spec.Se
 				sr.Err = fmt.Errorf("record %s in registry: %w", svc, err)
 			}
 		}
+		done[svc] = sr
 		res.Services = append(res.Services, sr)
 	}
 	return res, nil

@@ -22,7 +22,10 @@ type serviceRun struct {
 	deployed registry.Deployed // zero when the service is new
 	digests  map[string]string // component → digest pulled in this run
 	started  map[string]string // component → runtime hash started in this run
-	undoers  []func(ctx context.Context) error
+	// target is the slot each component is deployed to in this run (its
+	// active slot, or the other one in a blue-green update; rollout.go).
+	target  map[string]int
+	undoers []func(ctx context.Context) error
 }
 
 func (r *serviceRun) step(ctx context.Context, st planner.Step) error {
@@ -65,8 +68,12 @@ func (r *serviceRun) run(ctx context.Context, st planner.Step) error {
 		return nil
 	case planner.KindContainer:
 		if st.Action == planner.ActionRemove {
+			if r.switchingOut(st) { // the old slot of a blue-green update
+				return r.drainAndRemove(ctx, st)
+			}
 			return r.removeContainers(ctx, st.Component)
 		}
+		r.setTarget(st)
 		return r.startContainer(ctx, st.Component)
 	default:
 		k, ok := r.e.kinds[st.Kind]
@@ -80,7 +87,7 @@ func (r *serviceRun) run(ctx context.Context, st planner.Step) error {
 // port leases or releases one host port. Fixed legacy ports have a route
 // key "fixed:<port>".
 func (r *serviceRun) port(ctx context.Context, st planner.Step) error {
-	slot := r.slot(st.Component)
+	slot := stepSlot(st, r.slot(st.Component))
 	if p, ok := strings.CutPrefix(st.Route, "fixed:"); ok {
 		n, err := strconv.Atoi(p)
 		if err != nil {
@@ -117,8 +124,13 @@ func (r *serviceRun) port(ctx context.Context, st planner.Step) error {
 	return err
 }
 
-// slot is the component's active slot: the one a plain update keeps using.
+// slot is the slot the run deploys the component to: the active one (a
+// plain update keeps it), or the other one once a blue-green update started
+// its container there.
 func (r *serviceRun) slot(component string) int {
+	if t, ok := r.target[component]; ok {
+		return t
+	}
 	if cs, ok := r.deployed.Components[component]; ok {
 		return cs.ActiveSlot
 	}
@@ -220,6 +232,9 @@ func (r *serviceRun) record(ctx context.Context) error {
 		}
 		if h, ok := r.started[c.Name]; ok {
 			cs.RuntimeHash = h
+		}
+		if t, ok := r.target[c.Name]; ok {
+			cs.ActiveSlot = t // moves only now, after every step succeeded
 		}
 		d.Components[c.Name] = cs
 	}
