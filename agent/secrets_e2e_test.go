@@ -56,7 +56,8 @@ func getEnv(t *testing.T, port int, name string) string {
 
 // A secret reaches the container; a changed secret file restarts it with
 // the new value after a plan that showed the digest change; a missing
-// secret fails only the service that references it; and neither value
+// secret fails only the service that references it, and a secret removed
+// under a running service leaves it running untouched; and neither value
 // appears in the agent's log, the plans (text and JSON, the agent's and
 // a laptop's from the status note), the status, the note, the registry or
 // the container labels.
@@ -149,9 +150,28 @@ func TestSecretsEndToEnd(t *testing.T) {
 		t.Fatal("the runtime hash did not change with the secret")
 	}
 
-	// 4. Nowhere else.
+	// 4. The file is removed: web is invalid on the node and left as
+	// deployed; its running container matches the registry, so the
+	// converge pass leaves it alone without needing the value.
+	pid := n.containers()["web.web.a"].PID
+	if err := os.Remove(filepath.Join(secrets, "db-password")); err != nil {
+		t.Fatal(err)
+	}
+	out4 := n.once()
+	wantResult(t, out4, ResultPartial)
+	if len(out4.Invalid) != 2 || !strings.Contains(out4.Invalid[1].Diagnostics.Error(), "DB_PASSWORD: secret db-password not found in "+secrets) {
+		t.Fatalf("invalid after removing the file: %+v", out4.Invalid)
+	}
+	if got := n.containers()["web.web.a"].PID; got != pid || len(out4.Repairs) != 0 || strings.Contains(n.logs.String(), "msg=converge") {
+		t.Fatalf("web was touched or converge failed (pid %d → %d, repairs %+v)", pid, got, out4.Repairs)
+	}
+	if got := getEnv(t, n.port("web", "web", "default"), "DB_PASSWORD"); got != value2 {
+		t.Fatalf("the deployed web lost its value: %q", got)
+	}
+
+	// 5. Nowhere else.
 	var texts []string
-	for _, out := range []Outcome{out1, out2, out3} {
+	for _, out := range []Outcome{out1, out2, out3, out4} {
 		var b bytes.Buffer
 		if err := planner.Render(&b, out.Plan); err != nil {
 			t.Fatal(err)
@@ -174,7 +194,7 @@ func TestSecretsEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	snapJSON, _ := json.Marshal(snap)
-	if snap.Secrets == nil || snap.Secrets.Digests["db-password"] == "" {
+	if snap.Secrets == nil || snap.Secrets.Dir != secrets || snap.Secrets.Digests["db-password"] != "" {
 		t.Fatalf("snapshot secrets: %+v", snap.Secrets)
 	}
 	closeRegistry(t, a)

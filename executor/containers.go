@@ -16,7 +16,7 @@ import (
 // registry and the spec, so the same call rebuilds a lost container.
 func (e *Executor) containerSpec(ctx context.Context, svc spec.Service, comp spec.Component, slot int, digest, commit string) (ContainerSpec, error) {
 	env, err := e.environment(ctx, svc, comp, slot)
-	if err != nil {
+	if err != nil && !isSecretError(err) {
 		return ContainerSpec{}, err
 	}
 	cs := ContainerSpec{
@@ -44,7 +44,11 @@ func (e *Executor) containerSpec(ctx context.Context, svc spec.Service, comp spe
 		},
 	}
 	cs.Labels[LabelRuntimeHash] = RuntimeHash(cs)
-	return cs, nil
+	// A secret whose value cannot be read (secrets.go) still leaves the
+	// runtime hash known, as it covers digests only: the spec is returned
+	// with the error so the converge pass can leave a matching container
+	// alone. It must not be started.
+	return cs, err
 }
 
 // hostVolumes maps the definition's host paths under the host root.
@@ -71,10 +75,11 @@ func (e *Executor) hostVolumes(vs []spec.Volume) []spec.Volume {
 // Ports are leased idempotently, so asking again returns the same port.
 func (e *Executor) environment(ctx context.Context, svc spec.Service, comp spec.Component, slot int) ([]string, error) {
 	env := make([]string, 0, len(comp.Env)+len(comp.Routes)+4)
+	var secretErr error
 	for _, v := range comp.Env {
 		val, err := e.envValue(ctx, svc.Name, comp.Name, v) // secrets.go
-		if err != nil {
-			return nil, err
+		if err != nil && secretErr == nil {
+			secretErr = &secretError{err}
 		}
 		env = append(env, v.Name+"="+val)
 	}
@@ -103,7 +108,7 @@ func (e *Executor) environment(ctx context.Context, svc spec.Service, comp spec.
 		}
 	}
 	sort.Strings(peers)
-	return append(env, peers...), nil
+	return append(env, peers...), secretErr
 }
 
 // PeerVar is the environment variable naming a peer route's address.

@@ -108,7 +108,7 @@ func (e *Executor) Converge(ctx context.Context) ([]Repair, error) {
 
 func (e *Executor) convergeComponent(ctx context.Context, d registry.Deployed, comp spec.Component, st registry.ComponentState, c Container) (string, error) {
 	cs, err := e.containerSpec(ctx, d.Spec, comp, st.ActiveSlot, st.ImageDigest, d.Commit)
-	if err != nil {
+	if err != nil && !isSecretError(err) {
 		return "", err
 	}
 	var what string
@@ -118,7 +118,12 @@ func (e *Executor) convergeComponent(ctx context.Context, d registry.Deployed, c
 	case c.Labels[LabelRuntimeHash] != cs.Labels[LabelRuntimeHash]:
 		what = "replaced a container whose runtime spec differs from the registry"
 	default:
+		// Matches the registry; a secret changed or removed since then
+		// (err) does not matter until the container must be rebuilt.
 		return "", nil
+	}
+	if err != nil {
+		return "", err // rebuilding needs the secret's recorded value
 	}
 	if c.ID == "" {
 		// The image may be gone too (containerd's root wiped): restore it.

@@ -28,6 +28,20 @@ func WithSecrets(s SecretSource) Option { return func(e *Executor) { e.secrets =
 // change.
 var ErrSecretChanged = errors.New("secret changed since the plan was made")
 
+// secretError marks a secret whose value could not be given: the
+// container spec is complete but for that value, so its runtime hash
+// (which covers digests only) can still be compared, but the container
+// cannot be started.
+type secretError struct{ err error }
+
+func (e *secretError) Error() string { return e.err.Error() }
+func (e *secretError) Unwrap() error { return e.err }
+
+func isSecretError(err error) bool {
+	var s *secretError
+	return errors.As(err, &s)
+}
+
 // envValue is the value a declared variable gets in the container. A
 // secret's value is read here and nowhere else; errors name the secret
 // and the variable, never the value.
