@@ -124,7 +124,10 @@ func renderStatus(w io.Writer, st api.Status) error {
 	if err := renderRoutes(w, st.Services); err != nil {
 		return err
 	}
-	return renderRecords(w, st.Services) // status_records.go
+	if err := renderRecords(w, st.Services); err != nil { // status_records.go
+		return err
+	}
+	return renderCerts(w, st.Services, time.Now()) // status_certs.go
 }
 
 // renderServices prints the services table and, when any service has
