@@ -83,6 +83,8 @@ type Executor struct {
 	kinds map[planner.Kind]kindRunner
 	// secrets reads node-local secret values (secrets.go); nil: none.
 	secrets SecretSource
+	// dataOrigin turns the /srv hold on (datahold.go); nil: off.
+	dataOrigin DataOrigin
 }
 
 // kindRunner runs the steps of one resource kind for one service.
@@ -161,7 +163,8 @@ type ServiceResult struct {
 	// FailedStep is the ID of the step that failed.
 	FailedStep string
 	// Waiting says which services of its `after` list are not ready
-	// ("db (not deployed)"); none of its steps ran and it is left as
+	// ("db (not deployed)"), or that its data directory is not on this
+	// node yet (WaitingForData); none of its steps ran and it is left as
 	// deployed. It is not a failure.
 	Waiting string
 }
@@ -210,6 +213,15 @@ func (e *Executor) Apply(ctx context.Context, p *planner.Plan, desired []spec.Se
 			run.desired = &s
 		}
 		sr := ServiceResult{Service: svc}
+		// The /srv hold (datahold.go): asked before any step runs, so a
+		// held or failed check leaves nothing to undo.
+		if sr.Waiting, sr.Err = e.holdForData(ctx, run, group); sr.Waiting != "" || sr.Err != nil {
+			e.log.Warn("service held by the /srv hold (or its check failed); left as it is", logattr.With(logattr.Service(svc, "", commit, p.Hash),
+				"waiting_for", sr.Waiting, "err", sr.Err)...)
+			done[svc] = sr
+			res.Services = append(res.Services, sr)
+			continue
+		}
 		if sr.Waiting = e.waitingFor(ctx, run.desired, snap, done); sr.Waiting != "" {
 			e.log.Warn("service waits for the services it is after; left as deployed",
 				logattr.With(logattr.Service(svc, "", commit, p.Hash), "waiting_for", sr.Waiting)...)
