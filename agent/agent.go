@@ -73,6 +73,8 @@ type Agent struct {
 	ops *opsState
 	// ts follows trust, status notes and quarantine (quarantine.go).
 	ts *trustState
+	// rs follows rollouts, health and drift (rollout.go, watch.go).
+	rs *rolloutState
 }
 
 // Deps are the agent's collaborators, built by the caller (cmd wiring or a
@@ -112,6 +114,7 @@ func New(cfg *Config, d Deps) *Agent {
 	}
 	secrets := newSecretStore(cfg)
 	opts = append(opts, executor.WithSecrets(secrets))
+	opts = append(opts, dataHoldOptions(d.Source, cfg.Node)...) // datahold.go: the /srv hold
 	opts = append(opts, d.Executor...)
 	exec := executor.New(d.Registry, executor.RegistryJournal{Reg: d.Registry}, d.Ports, d.Runtime, cfg.LogDir(), opts...)
 	if d.Metrics == nil {
@@ -132,6 +135,7 @@ func New(cfg *Config, d Deps) *Agent {
 		restarts: map[string]restartInfo{},
 		ops:      newOps(d.Metrics),
 		ts:       newTrustState(),
+		rs:       newRolloutState(),
 	}
 	d.Metrics.OnScrape(a.refreshServiceGauge)
 	return a
@@ -176,9 +180,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-timer.C:
 		case r := <-a.requests:
 			reply = append(reply, r)
+		case <-a.rs.kick: // drift seen between polls (watch.go)
 		}
 		a.setLoopState(metrics.StateReconciling, 0)
-		out := a.reconcile(ctx)
+		// A newer commit cuts the reconcile's health waits short
+		// (rollout.go), and the next reconcile follows at once.
+		out, interrupted := a.reconcileWatching(ctx, watch)
 		for _, r := range reply {
 			r <- out
 		}
@@ -196,6 +203,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		} else {
 			backoff.Reset()
 			a.setLoopState(metrics.StateIdle, 0)
+		}
+		if interrupted {
+			next = 0
 		}
 		if !timer.Stop() {
 			select {

@@ -75,6 +75,7 @@ func (a *Agent) Status(ctx context.Context) (api.Status, error) {
 	a.routeStatus(ctx, st.Services)
 	a.certStatus(ctx, st.Services) // certs.go
 	a.recordStatus(ctx, st.Services)
+	a.rolloutStatus(st.Services) // watch.go: health, drift, `after` waits
 	a.addQuarantine(ctx, &st)
 	return st, nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"metacircular.net/mcp/api"
+	"metacircular.net/mcp/executor"
 	"metacircular.net/mcp/executor/containerd"
 	"metacircular.net/mcp/executor/ports"
 	"metacircular.net/mcp/internal/logattr"
@@ -101,6 +102,7 @@ func Daemon(ctx context.Context, cfg *Config, log *slog.Logger, once bool, opts 
 	}
 	defer closeProxy()
 	routes = append(routes, recordOptions(zones, src, cfg.Node)...) // records.go
+	routes = append(routes, executor.WithHealth())                  // health waits in rollouts (docs/agent.md)
 	a := New(cfg, Deps{Registry: reg, Source: src, Runtime: rt, Ports: leaser, Logger: log, AfterStep: set.afterStep, Executor: append(routes, certSetup.Options()...)})
 	if err := a.enableNotes(src); err != nil { // [status] notes
 		return Outcome{}, err
@@ -135,6 +137,7 @@ func Daemon(ctx context.Context, cfg *Config, log *slog.Logger, once bool, opts 
 	}
 	sup := containerd.NewSupervisor(rt, containerd.WithEventHandler(a.supervisorEvent))
 	go func() { errc <- ignoreCanceled(sup.Run(ctx)) }()
+	go a.watchLoop(ctx) // health and drift between reconciles (watch.go)
 	srv := api.NewServer(a, api.WithLogger(log))
 	go func() {
 		if err := srv.Serve(ctx, sock); err != nil {
@@ -180,6 +183,7 @@ type restartInfo struct {
 // block: it runs on the supervisor's goroutines.
 func (a *Agent) supervisorEvent(e containerd.Event) {
 	a.crashLoopQuarantine(e) // quarantine.go
+	a.rs.supervised(e)       // drift shown in status (watch.go)
 	if e.ID == "" {
 		a.log.Warn("containerd event stream", "event", string(e.Type), "err", e.Err)
 		return

@@ -47,6 +47,8 @@ func (a *Agent) reconcile(ctx context.Context) (out Outcome) {
 	out = Outcome{Started: a.now()}
 	defer func() {
 		out.Finished = a.now()
+		a.rs.applying.Store("")
+		a.revertFailures(ctx, &out)     // rollout.go: unhealthy new versions
 		a.quarantineFailures(ctx, &out) // quarantine.go
 		a.record(ctx, &out)
 		a.publishStatus(ctx, &out) // statusnotes.go
@@ -68,6 +70,7 @@ func (a *Agent) reconcile(ctx context.Context) (out Outcome) {
 		rev = cached
 	}
 	out.Commit = rev.Commit.String()
+	a.rs.applying.Store(out.Commit) // a newer commit interrupts health waits (rollout.go)
 	defer func() {
 		if syncErr == nil {
 			return
@@ -120,6 +123,9 @@ func (a *Agent) reconcile(ctx context.Context) (out Outcome) {
 		out.Result, out.Err = ResultPartial, partialReason(res, in.Invalid)
 	default:
 		out.Result = ResultOK
+	}
+	if w := waitingReason(&out); w != "" && out.Result == ResultOK { // rollout.go: `after`
+		out.Result, out.Err = ResultPartial, w
 	}
 	a.markHeld(&out) // quarantine.go
 	if out.Result != ResultFailed {
@@ -260,7 +266,8 @@ func partialReason(res executor.Result, invalid []spec.Invalid) string {
 
 // record keeps the outcome for status and appends it to the history.
 func (a *Agent) record(ctx context.Context, out *Outcome) {
-	a.observe(ctx, out) // metrics and events (ops.go), before failures moves on
+	a.observe(ctx, out)                      // metrics and events (ops.go), before failures moves on
+	a.rs.repaired(out.Repairs, out.Finished) // drift shown in status (watch.go)
 	a.mu.Lock()
 	a.last = *out
 	for _, s := range out.Services {

@@ -49,6 +49,9 @@ const (
 	// StateQuarantined: its definition failed repeatedly and is not retried
 	// (see Status.Quarantine); the deployed version is kept.
 	StateQuarantined = "quarantined"
+	// StateWaiting: held back by `after` until the services it names are
+	// healthy (see ServiceStatus.Waiting); the deployed version is kept.
+	StateWaiting = "waiting"
 )
 
 // Component states.
@@ -135,6 +138,39 @@ type ServiceStatus struct {
 	// Certs are the certificates of the service's route hostnames, when
 	// the agent manages certificates, sorted by hostname.
 	Certs []CertStatus `json:"certs,omitempty"`
+	// Waiting names the `after` dependencies the service waits for and
+	// why ("db (not deployed)"), when it was held back.
+	Waiting string `json:"waiting,omitempty"`
+	// Drift is what the agent recently found different from what it
+	// deployed (container stopped, deleted or changed, route missing,
+	// component unhealthy), oldest first, and whether it was repaired.
+	Drift []DriftStatus `json:"drift,omitempty"`
+}
+
+// DriftStatus is one difference between the node and what mcp deployed.
+type DriftStatus struct {
+	Time      time.Time `json:"time"`
+	Component string    `json:"component,omitempty"`
+	// Resource is the container ID, "route <listener>/<hostname>", or the
+	// health check.
+	Resource string `json:"resource"`
+	What     string `json:"what"`
+	// Repaired is true once mcp restored it (converge pass or restart
+	// policy); false while it is only seen (or backed off).
+	Repaired bool `json:"repaired"`
+}
+
+// HealthStatus is a running component's health from the agent's
+// continuous checks.
+type HealthStatus struct {
+	// State is "healthy", "unhealthy", "starting" or "unknown" (not
+	// checked yet); with several checks, the worst.
+	State     string    `json:"state"`
+	Since     time.Time `json:"since,omitzero"`
+	LastCheck time.Time `json:"last_check,omitzero"`
+	LastError string    `json:"last_error,omitempty"`
+	// Checks describe the checks ("tcp on route default (127.0.0.1:10000)").
+	Checks []string `json:"checks,omitempty"`
 }
 
 // CertStatus is the certificate of one hostname as mcp keeps it.
@@ -188,6 +224,9 @@ type ComponentStatus struct {
 	// Restarts counts the restarts done by the restart policy.
 	Restarts  int    `json:"restarts"`
 	LastError string `json:"last_error,omitempty"`
+	// Health is the result of the continuous health checks, while the
+	// container runs.
+	Health *HealthStatus `json:"health,omitempty"`
 }
 
 // Container is one container in the runtime, as `mcp ps` lists it.
