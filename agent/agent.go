@@ -115,7 +115,6 @@ func New(cfg *Config, d Deps) *Agent {
 	secrets := newSecretStore(cfg)
 	opts = append(opts, executor.WithSecrets(secrets))
 	opts = append(opts, dataHoldOptions(d.Source, cfg.Node)...) // datahold.go: the /srv hold
-	opts = append(opts, dataHoldOptions(d.Source, cfg.Node)...) // datahold.go: the /srv hold
 	opts = append(opts, d.Executor...)
 	exec := executor.New(d.Registry, executor.RegistryJournal{Reg: d.Registry}, d.Ports, d.Runtime, cfg.LogDir(), opts...)
 	if d.Metrics == nil {
