@@ -69,6 +69,13 @@ func (a *Agent) Status(ctx context.Context) (api.Status, error) {
 	for n := range failures {
 		names[n] = true
 	}
+	// A service held back before its first deploy here (after, the /srv
+	// hold) is in no other list, and status must say why it is not there.
+	a.rs.mu.Lock()
+	for n := range a.rs.waiting {
+		names[n] = true
+	}
+	a.rs.mu.Unlock()
 	for _, name := range slices.Sorted(maps.Keys(names)) {
 		st.Services = append(st.Services, serviceStatus(name, snap, running, runtimeErr == "", restarts, invalid, failures))
 	}

@@ -50,7 +50,8 @@ const (
 	// (see Status.Quarantine); the deployed version is kept.
 	StateQuarantined = "quarantined"
 	// StateWaiting: held back by `after` until the services it names are
-	// healthy (see ServiceStatus.Waiting); the deployed version is kept.
+	// healthy, or by the /srv hold until its data directory exists on the
+	// node (see ServiceStatus.Waiting); the deployed version is kept.
 	StateWaiting = "waiting"
 )
 
@@ -139,7 +140,8 @@ type ServiceStatus struct {
 	// the agent manages certificates, sorted by hostname.
 	Certs []CertStatus `json:"certs,omitempty"`
 	// Waiting names the `after` dependencies the service waits for and
-	// why ("db (not deployed)"), when it was held back.
+	// why ("db (not deployed)"), or the data directory it waits for
+	// ("/srv/db to exist on this node (...)"), when it was held back.
 	Waiting string `json:"waiting,omitempty"`
 	// Drift is what the agent recently found different from what it
 	// deployed (container stopped, deleted or changed, route missing,
