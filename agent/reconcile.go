@@ -124,8 +124,13 @@ func (a *Agent) reconcile(ctx context.Context) (out Outcome) {
 	default:
 		out.Result = ResultOK
 	}
-	if w := waitingReason(&out); w != "" && out.Result == ResultOK { // rollout.go: `after`
-		out.Result, out.Err = ResultPartial, w
+	if w := waitingReason(&out); w != "" { // rollout.go: `after`
+		switch out.Result {
+		case ResultOK:
+			out.Result, out.Err = ResultPartial, w
+		case ResultPartial:
+			out.Err += "; " + w
+		}
 	}
 	a.markHeld(&out) // quarantine.go
 	if out.Result != ResultFailed {
