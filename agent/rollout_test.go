@@ -18,8 +18,8 @@ import (
 
 	"metacircular.net/mcp/api"
 	"metacircular.net/mcp/executor"
-	"metacircular.net/mcp/internal/testenv"
 	"metacircular.net/mcp/executor/routertest"
+	"metacircular.net/mcp/internal/testenv"
 	"metacircular.net/mcp/registry"
 )
 
