@@ -125,6 +125,9 @@ func (e *Executor) convergeComponent(ctx context.Context, d registry.Deployed, c
 	if err != nil {
 		return "", err // rebuilding needs the secret's recorded value
 	}
+	if err := e.gate.allow(cs.ID, e.now()); err != nil { // flap.go
+		return "", err
+	}
 	if c.ID == "" {
 		// The image may be gone too (containerd's root wiped): restore it.
 		if _, err := e.rt.EnsureImage(ctx, comp.Image); err != nil {

@@ -72,8 +72,11 @@ type Executor struct {
 	// drain is how long a blue-green update's old slot keeps running after
 	// the switch (rollout.go).
 	drain time.Duration
-	log   *slog.Logger
-	now   func() time.Time
+	// gate backs off the converge pass's repairs of a resource that keeps
+	// breaking (flap.go).
+	gate *repairGate
+	log  *slog.Logger
+	now  func() time.Time
 	// afterStep is called after every finished step with the number of
 	// steps finished so far in this Apply; crash-injection tests use it.
 	afterStep func(n int)
@@ -126,6 +129,7 @@ func New(store Store, journal Journal, ports Ports, rt Runtime, logDir string, o
 		store: store, journal: journal, ports: ports, rt: rt, logDir: logDir,
 		grace: 10 * time.Second,
 		drain: DefaultDrain,
+		gate:  defaultGate(),
 		log:   slog.New(slog.DiscardHandler),
 		now:   time.Now,
 		kinds: map[planner.Kind]kindRunner{},

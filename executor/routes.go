@@ -666,6 +666,10 @@ func (e *Executor) convergeRoutes(ctx context.Context, snap registry.Snapshot, r
 			errs = append(errs, fmt.Errorf("route %s: %w", id, err))
 			continue
 		}
+		if err := e.gate.allow("route "+id, e.now()); err != nil { // flap.go
+			errs = append(errs, err)
+			continue
+		}
 		if err := rr.ensure(ctx, w.rec, records); err != nil {
 			errs = append(errs, fmt.Errorf("converge route %s: %w", id, err))
 			continue
