@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 
 	"metacircular.net/mcp/api"
 	"metacircular.net/mcp/executor"
+	"metacircular.net/mcp/executor/haproxy"
 	"metacircular.net/mcp/executor/routertest"
 	"metacircular.net/mcp/internal/testenv"
 	"metacircular.net/mcp/registry"
@@ -456,5 +458,130 @@ func TestDriftRepaired(t *testing.T) {
 	})
 	for _, d := range status().Drift {
 		t.Logf("drift in status: %s %s: %s (repaired %v)", d.Time.Format(time.TimeOnly), d.Resource, d.What, d.Repaired)
+	}
+}
+
+// TestNewCommitInterruptsHealthWait: while a rollout waits for a new
+// version that never becomes healthy (a long deadline), a newer commit
+// cuts the wait short: the waiting version is undone without being
+// quarantined, and the newer commit deploys at once, not after the
+// deadline.
+func TestNewCommitInterruptsHealthWait(t *testing.T) {
+	n := newIngressNode(t)
+	repo := testenv.UniqueRepo("interrupt")
+	v1 := testenv.TestImage(t, n.registry, repo, "v1")
+	stuck := testenv.TestImage(t, n.registry, repo, "v2", testenv.WithNoListen())
+	v3 := testenv.TestImage(t, n.registry, repo, "v3")
+	host := "web.svc.mcp.test.internal"
+	// A 2-minute start period: without the interruption, v3 would wait
+	// for v2's deadline.
+	slow := "start_period = \"2m\"\ninterval = \"1s\"\ntimeout = \"500ms\"\n"
+	n.push(map[string]string{"mcp.toml": n.platform(), "services/web.toml": n.webService("web", v1, "", slow)}, "web v1")
+	c := n.startDaemon()
+	waitFor(t, 60*time.Second, "v1 deployed", func() bool {
+		st, err := c.Status(t.Context())
+		svc, _ := st.Service("web")
+		return err == nil && svc.State == api.StateRunning
+	})
+	roots := n.mcpCert(t, host)
+	tally, stop := loadThrough(t, 4, n.l7, host, clientTLS(host, roots))
+	defer stop()
+
+	n.push(map[string]string{"services/web.toml": n.webService("web", stuck, "", slow)}, "web v2, which never listens")
+	waitFor(t, 30*time.Second, "the rollout of v2 to wait for its health", func() bool {
+		_, ok := n.containers()["web.web.b"]
+		return ok
+	})
+	start := time.Now()
+	n.push(map[string]string{"services/web.toml": n.webService("web", v3, "", slow)}, "web v3")
+	waitFor(t, 60*time.Second, "v3 to serve", func() bool { return tally.seen("v3") > 10 })
+	took := time.Since(start)
+	stop()
+	t.Logf("v3 served %s after its push; requests meanwhile: %d ok (v1 %d, v3 %d), %d failed",
+		took.Round(time.Millisecond), tally.ok.Load(), tally.seen("v1"), tally.seen("v3"), tally.failed.Load())
+	if took > 45*time.Second {
+		t.Fatalf("v3 took %s: the health wait of v2 was not interrupted", took)
+	}
+	if tally.failed.Load() != 0 || tally.seen("v2") != 0 {
+		t.Fatalf("%d failed, v2 seen %d times: %v", tally.failed.Load(), tally.seen("v2"), tally.errors)
+	}
+	// The reconcile of v3 finishes (drain, old slot removed, recorded).
+	var st api.Status
+	waitFor(t, 30*time.Second, "web running v3 in status", func() bool {
+		var err error
+		st, err = c.Status(t.Context())
+		svc, _ := st.Service("web")
+		return err == nil && svc.State == api.StateRunning && svc.Components[0].Version == "v3"
+	})
+	if len(st.Quarantine) != 0 {
+		t.Fatalf("an interrupted rollout was quarantined: %+v", st.Quarantine)
+	}
+}
+
+// TestInactiveAndRemoved: active = false stops a service and removes its
+// routes but keeps its data, leases and definition; removing its file
+// undeploys it, and /srv/<service> is still kept.
+func TestInactiveAndRemoved(t *testing.T) {
+	n := newIngressNode(t)
+	repo := testenv.UniqueRepo("inactive")
+	v1 := testenv.TestImage(t, n.registry, repo, "v1")
+	host := "web.svc.mcp.test.internal"
+	n.push(map[string]string{"mcp.toml": n.platform(), "services/web.toml": n.webService("web", v1, "", "")}, "web v1")
+	wantResult(t, n.once(), ResultOK)
+	roots := n.mcpCert(t, host)
+	mustThrough(t, n.l7, host, roots, "version=v1")
+	data := filepath.Join(n.hostRoot, "srv", "web", "data.db")
+	if err := os.WriteFile(data, []byte("precious"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	routes := func() int {
+		d, err := haproxy.New(n.hcfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs, err := d.List(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(rs)
+	}
+	leases := len(n.snapshot().Leases)
+
+	n.push(map[string]string{"services/web.toml": "active = false\n" + n.webService("web", v1, "", "")}, "web inactive")
+	wantResult(t, n.once(), ResultOK)
+	if _, ok := n.containers()["web.web.a"]; ok {
+		t.Fatal("the container of an inactive service still exists")
+	}
+	if r := routes(); r != 0 {
+		t.Fatalf("%d routes left for an inactive service", r)
+	}
+	snap := n.snapshot()
+	if d, ok := snap.Services["web"]; !ok || d.Spec.Active || len(snap.Leases) != leases {
+		t.Fatalf("inactive: deployed %v, leases %d (want %d kept)", ok, len(snap.Leases), leases)
+	}
+	if b, err := os.ReadFile(data); err != nil || string(b) != "precious" {
+		t.Fatalf("data of an inactive service: %q %v", b, err)
+	}
+
+	n.push(map[string]string{"services/web.toml": n.webService("web", v1, "", "")}, "web active again")
+	wantResult(t, n.once(), ResultOK)
+	mustThrough(t, n.l7, host, roots, "version=v1")
+
+	n.remove([]string{"services/web.toml"}, "web removed")
+	out := n.once()
+	if out.Plan == nil || out.Plan.Refused == "" {
+		// The only service: removing it is refused unless allowed.
+		t.Fatalf("removing the last service was not refused: %+v", out.Plan)
+	}
+	// Once another service is deployed, web's removal goes ahead (the
+	// guard refuses a tree that replaces everything only once).
+	n.push(map[string]string{"services/other.toml": n.webService("other", v1, "", "")}, "another service")
+	n.once()
+	wantResult(t, n.once(), ResultOK)
+	if _, ok := n.snapshot().Services["web"]; ok {
+		t.Fatal("web is still deployed after its file was removed")
+	}
+	if b, err := os.ReadFile(data); err != nil || string(b) != "precious" {
+		t.Fatalf("data of a removed service: %q %v", b, err)
 	}
 }
