@@ -73,7 +73,7 @@ func stateColour(s string) string {
 		return sgrGreen
 	case api.StateFailed, api.StateInvalid, api.ComponentCrashLoop, api.ComponentMissing:
 		return sgrRed
-	case api.StateDegraded, api.ResultPartial, api.StateDeploying, api.ComponentRestarting:
+	case api.StateDegraded, api.ResultPartial, api.StateDeploying, api.ComponentRestarting, api.StateWaiting:
 		return sgrYellow
 	}
 	return sgrPlain

@@ -123,6 +123,9 @@ func runPlan(cmd *cobra.Command, s streams, f planFlags) error {
 		if _, err := s.out.Write(paletteFor(s.out).plan(buf.Bytes())); err != nil {
 			return fmt.Errorf("write plan: %w", err)
 		}
+		if f.socket != "" {
+			printDrift(cmd, s, f.socket) // status_rollout.go
+		}
 	}
 	switch {
 	case len(p.Errors) > 0 || p.Refused != "":

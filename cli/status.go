@@ -127,7 +127,10 @@ func renderStatus(w io.Writer, st api.Status) error {
 	if err := renderRecords(w, st.Services); err != nil { // status_records.go
 		return err
 	}
-	return renderCerts(w, st.Services, time.Now()) // status_certs.go
+	if err := renderCerts(w, st.Services, time.Now()); err != nil { // status_certs.go
+		return err
+	}
+	return renderRollout(w, st.Services) // status_rollout.go: health, waits, drift
 }
 
 // renderServices prints the services table and, when any service has
