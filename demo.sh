@@ -10,15 +10,17 @@
 # mcp (bin/mcp), starts a private containerd and a private docker-registry
 # under the state directory, and runs the demo driver (internal/demo), which
 # pushes two versions of a tiny HTTP server, creates a desired-state Git repo
-# plus a working clone, starts `mcp agent` and waits until the service
-# answers. Nothing outside the state directory is touched but /srv/hello
-# (the service's data dir, removed by `down` when the demo created it) and
-# the packages. docs/demo.md explains it all.
+# plus a working clone, starts a private haproxy and `mcp agent`, and waits
+# until the service answers through haproxy over TLS; it prints the URL.
+# Nothing outside the state directory is touched but /srv/hello (the
+# service's data dir, removed by `down` when the demo created it), a
+# listener on 127.0.0.1 (8443, or the next free port) and the packages.
+# docs/demo.md explains it all.
 #
 # MCP_DEMO_STATE (default /var/lib/mcp-demo) moves the state directory.
 set -euo pipefail
 
-PACKAGES=(containerd runc docker-registry git ca-certificates curl make)
+PACKAGES=(containerd runc docker-registry git ca-certificates curl make haproxy)
 STATE=${MCP_DEMO_STATE:-/var/lib/mcp-demo}
 # The registry's ports: next to, not on, the usual 5000 a system registry
 # or .ci/run may hold.
@@ -60,8 +62,8 @@ fi
 
 DRIVER=$REPO/bin/mcp-demo
 
-# down: the driver stops the agent and removes the containers properly;
-# then the daemons are stopped by PID and whatever is left (shims, runc
+# down: the driver stops the agent, removes the containers properly and
+# stops haproxy; then the daemons are stopped by PID and whatever is left (shims, runc
 # state, mounts) goes with the state directory. Without the driver (a
 # failed build, say) the shell teardown alone still cleans everything.
 down() {
@@ -71,7 +73,7 @@ down() {
 		"$DRIVER" down --state "$STATE" --keep-state || log "the demo driver's down failed; removing what is left by PID"
 	fi
 	if [ -d "$STATE" ]; then
-		log "stopping containerd and docker-registry, removing $STATE"
+		log "stopping what is left (containerd, docker-registry), removing $STATE"
 		services_teardown "$STATE"
 	fi
 	# The service's data dir, if the demo created it and it is empty (the
@@ -108,7 +110,7 @@ esac
 # --- up -----------------------------------------------------------------------
 if [ -d "$STATE" ]; then
 	if services_pid_alive "$STATE" containerd && services_pid_alive "$STATE" registry &&
-		services_pid_alive "$STATE" agent && [ -x "$DRIVER" ]; then
+		services_pid_alive "$STATE" haproxy && services_pid_alive "$STATE" agent && [ -x "$DRIVER" ]; then
 		log "the demo is already running (state in $STATE)"
 		exec "$DRIVER" status --state "$STATE"
 	fi
@@ -120,7 +122,7 @@ services_install "${PACKAGES[@]}"
 if ! command -v go >/dev/null; then
 	die "Go is not installed. Install Go $(sed -n 's/^go //p' go.mod) or newer from the official Go downloads (a tarball unpacked to /usr/local/go), then run $0 again"
 fi
-for b in containerd containerd-shim-runc-v2 runc docker-registry ctr curl git; do
+for b in containerd containerd-shim-runc-v2 runc docker-registry ctr curl git haproxy; do
 	command -v "$b" >/dev/null || die "$b not found after installing packages"
 done
 

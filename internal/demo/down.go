@@ -23,17 +23,18 @@ type DownOptions struct {
 	// RemoveWork removes the working clone too when it lies outside the
 	// state directory (inside, it goes with the directory).
 	RemoveWork bool
-	// KeepState leaves the state directory and the daemons recorded in it
-	// (containerd, registry) for the caller: demo.sh's teardown, which
-	// also knows about shims, runc state and mounts.
+	// KeepState leaves the state directory and the daemons demo.sh
+	// recorded in it (containerd, registry) for the caller: demo.sh's
+	// teardown, which also knows about shims, runc state and mounts. The
+	// agent and haproxy, which Up started, are stopped either way.
 	KeepState bool
 }
 
 // Down stops the demo agent (SIGTERM by PID, then SIGKILL after a grace
 // period), removes every container and image in the demo's containerd
-// namespace, removes /srv/<service> when the demo created it and it is
-// empty, stops the other daemons recorded in <state>/*.pid by PID, and
-// deletes the state directory. It goes on past errors so as much as
+// namespace, stops haproxy by PID, removes /srv/<service> when the demo
+// created it and it is empty, stops the other daemons recorded in
+// <state>/*.pid by PID, and deletes the state directory. It goes on past errors so as much as
 // possible is cleaned, and returns them all.
 func Down(ctx context.Context, s Settings, p *Printer, o DownOptions) error {
 	var errs []error
@@ -52,6 +53,13 @@ func Down(ctx context.Context, s Settings, p *Printer, o DownOptions) error {
 				errs = append(errs, err)
 			}
 			p.Step("removed %d container(s) from containerd namespace %s", n, s.Namespace)
+		}
+	}
+	// After the containers: the proxy has nothing left to route to.
+	if pid, ok := recordedPID(s.HAProxyPID(), s.StateDir); ok {
+		p.Step("stopping haproxy (pid %d)", pid)
+		if err := stopHAProxy(ctx, s); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if _, err := os.Stat(s.srvMarker()); err == nil {

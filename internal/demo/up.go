@@ -40,10 +40,12 @@ func (p *Printer) Step(format string, args ...any) {
 // then says where things are.
 var ErrRunning = errors.New("the demo is already running")
 
-// Up deploys the demo: images, repo, agent configuration, agent, and a
-// wait until the service answers HTTP. It prints progress, the answer,
-// `mcp status` and the next steps. The state directory must not hold a
-// running demo (ErrRunning); leftovers of a dead one are replaced.
+// Up deploys the demo: images, repo, haproxy, agent configuration, agent,
+// and a wait until the service answers through haproxy over TLS. It
+// prints progress, the answers (direct and through the proxy), `mcp
+// status`, the URL and the next steps. The state directory must not hold
+// a running demo (ErrRunning); leftovers of a dead one are replaced.
+// s.ProxyPort 0 picks a free port for haproxy's listener.
 func Up(ctx context.Context, s Settings, p *Printer, timeout time.Duration) error {
 	if err := s.check(); err != nil {
 		return err
@@ -51,10 +53,23 @@ func Up(ctx context.Context, s Settings, p *Printer, timeout time.Duration) erro
 	if pid, ok := agentRunning(s); ok {
 		return fmt.Errorf("%w (agent pid %d, state in %s)", ErrRunning, pid, s.StateDir)
 	}
-	for _, dir := range []string{s.RepoDir(), s.AgentDir(), s.WorkDir} {
+	// A haproxy left by a dead demo holds the listener and the old routes.
+	if err := stopHAProxy(ctx, s); err != nil {
+		return err
+	}
+	// Old maps and certificates too: the new agent's registry would not
+	// know their routes and would refuse to touch them as someone else's.
+	for _, dir := range []string{s.RepoDir(), s.AgentDir(), s.WorkDir, s.HAProxyDir(), s.ProxyCertDir()} {
 		if err := os.RemoveAll(dir); err != nil {
 			return fmt.Errorf("demo: remove leftovers: %w", err)
 		}
+	}
+	if s.ProxyPort == 0 {
+		port, err := pickProxyPort()
+		if err != nil {
+			return err
+		}
+		s.ProxyPort = port
 	}
 	if err := os.MkdirAll(s.StateDir, 0o755); err != nil {
 		return fmt.Errorf("demo: state dir: %w", err)
@@ -71,6 +86,12 @@ func Up(ctx context.Context, s Settings, p *Printer, timeout time.Duration) erro
 		return err
 	}
 	p.Step("desired-state repo %s, working clone %s (%s)", s.RepoDir(), s.WorkDir, Service+" "+images[0].tag)
+
+	hpid, err := startHAProxy(ctx, s)
+	if err != nil {
+		return err
+	}
+	p.Step("started haproxy (pid %d, master-worker) listening on 127.0.0.1:%d, config %s, log %s", hpid, s.ProxyPort, haproxyConfig(s).ConfigPath(), s.HAProxyLog())
 
 	if err := os.WriteFile(s.AgentConfig(), []byte(AgentConfigText(s)), 0o644); err != nil {
 		return fmt.Errorf("demo: write agent config: %w", err)
@@ -93,7 +114,16 @@ func Up(ctx context.Context, s Settings, p *Printer, timeout time.Duration) erro
 	if err != nil {
 		return fmt.Errorf("demo: %s runs but does not answer on port %d: %w", Service, port, err)
 	}
-	p.Step("curl http://127.0.0.1:%d/ → %s", port, strings.TrimSpace(body))
+	p.Step("curl http://127.0.0.1:%d/ → %s (the container directly)", port, strings.TrimSpace(body))
+	// The route step follows the container step in the same reconcile;
+	// a minute covers the certificate, the backend check and the
+	// read-back.
+	body, err = getTLS(ctx, s, time.Minute)
+	if err != nil {
+		return fmt.Errorf("demo: %s runs but does not answer through haproxy at %s: %w; last lines of %s:\n%s",
+			Service, s.URL(), err, s.AgentLog(), tail(s.AgentLog(), 20))
+	}
+	p.Step("%s → %s (through haproxy, TLS checked against %s)", s.URL(), strings.TrimSpace(body), s.CARoot())
 	fmt.Fprintln(p.W)
 	if err := printStatus(ctx, s, p.W); err != nil {
 		return err
@@ -206,7 +236,7 @@ func createRepo(ctx context.Context, s Settings) error {
 			return err
 		}
 	}
-	for name, content := range RepoFiles(s.Registry) {
+	for name, content := range RepoFiles(s.Registry, s.ProxyPort) {
 		path := filepath.Join(s.WorkDir, name)
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return fmt.Errorf("demo: %w", err)

@@ -2,7 +2,7 @@
 // starting a private containerd and registry. Wiring only: the logic is in
 // package internal/demo.
 //
-//	demo up --registry HOST:PORT [--state DIR] [--work DIR] [--containerd SOCK] [--mcp BIN]
+//	demo up --registry HOST:PORT [--state DIR] [--work DIR] [--containerd SOCK] [--mcp BIN] [--proxy-port PORT]
 //	demo status [--state DIR]
 //	demo down [--state DIR] [--remove-work] [--keep-state]
 package main
@@ -49,6 +49,7 @@ func run(ctx context.Context, args []string) error {
 		fs.StringVar(&s.MCP, "mcp", "bin/mcp", "the mcp binary")
 		fs.StringVar(&s.Namespace, "namespace", demo.Namespace, "containerd namespace for the demo's containers")
 		fs.StringVar(&s.Owner, "owner", "", "uid:gid to give the repo and the clone to")
+		fs.IntVar(&s.ProxyPort, "proxy-port", 0, fmt.Sprintf("haproxy's listener on 127.0.0.1 (default: the first free port of %d-%d)", demo.ProxyPortFirst, demo.ProxyPortLast))
 		timeout := fs.Duration("timeout", 3*time.Minute, "how long to wait for the service")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
@@ -77,7 +78,7 @@ func run(ctx context.Context, args []string) error {
 	case "status", "down":
 		var o demo.DownOptions
 		fs.BoolVar(&o.RemoveWork, "remove-work", false, "down: also remove the working clone when it is outside the state dir")
-		fs.BoolVar(&o.KeepState, "keep-state", false, "down: stop the agent and remove the containers only; leave the state dir and its other daemons")
+		fs.BoolVar(&o.KeepState, "keep-state", false, "down: stop the agent and haproxy and remove the containers only; leave the state dir and the daemons demo.sh started")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
