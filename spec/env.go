@@ -14,12 +14,29 @@ func reservedEnv(name string) bool {
 	return name == "PORT" || strings.HasPrefix(name, "PORT_") || strings.HasPrefix(name, "PEER_")
 }
 
+// maxArgLen is Linux's MAX_ARG_STRLEN (32 pages of 4 KiB): execve
+// refuses any single argument or KEY=VALUE string that long or longer,
+// counting its terminating NUL, so a container carrying one could never
+// start. Refusing it here names the entry instead of failing at deploy.
+const maxArgLen = 32 * 4096
+
+func argTooLong(r *report, at, what string, s string) bool {
+	if len(s)+1 <= maxArgLen {
+		return false
+	}
+	r.errorf(at, "%s is %d bytes; the kernel refuses any single argument or variable over %d bytes (MAX_ARG_STRLEN), so the container could not start", what, len(s), maxArgLen-1)
+	return true
+}
+
 // parseEnv reads the `env` list of KEY=VALUE strings.
 func parseEnv(r *report, at string, entries []string) []EnvVar {
 	var out []EnvVar
 	seen := map[string]int{}
 	for i, e := range entries {
 		p := indexPath(at, i)
+		if argTooLong(r, p, "the entry", e) {
+			continue
+		}
 		name, value, ok := strings.Cut(e, "=")
 		if !ok {
 			r.errorf(p, "%s is not KEY=VALUE", quoteShort(e))

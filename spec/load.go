@@ -27,14 +27,25 @@ const (
 // ServicesDir holds one definition per service: services/<name>.toml.
 const ServicesDir = "services"
 
+// UnusableError refuses a whole repository: nothing in it can be read
+// safely, so a caller changes nothing (every service stays as deployed).
+type UnusableError struct {
+	File   string // relative to the repository root
+	Reason string
+}
+
+func (e *UnusableError) Error() string { return e.File + ": " + e.Reason }
+
 // LoadDir loads the repository checked out at dir.
 func LoadDir(dir string) (*Repo, error) {
 	return Load(os.DirFS(dir))
 }
 
 // Load reads mcp.toml and services/*.toml from fsys and resolves them.
-// The error is only for I/O failures that are not the input's fault;
-// every problem with the input is a Diagnostic in the Repo.
+// The error is for I/O failures that are not the input's fault, and an
+// *UnusableError when the repository's layout leaves no definition that
+// can be trusted (services/ is a symbolic link); every other problem with
+// the input is a Diagnostic in the Repo.
 //
 // Files whose name starts with "." or does not end in ".toml" are not
 // definitions and are skipped, as are subdirectories of services/. A
@@ -126,7 +137,11 @@ func listServices(fsys fs.FS) ([]string, Diagnostics, error) {
 	}
 	switch {
 	case fi.Mode()&fs.ModeSymlink != 0:
-		diags = append(diags, Diagnostic{File: ServicesDir, Message: "is a symbolic link; services/ must be a directory of the repository itself"})
+		// Listing through the link would read (and name in diagnostics)
+		// a directory outside the repository; not listing would make
+		// every deployed service look removed. Neither can be trusted,
+		// so the whole commit is refused and nothing changes.
+		return nil, nil, &UnusableError{File: ServicesDir, Reason: "is a symbolic link; services/ must be a directory of the repository itself, so no definition was read and nothing is changed"}
 	case !fi.IsDir():
 		return nil, Diagnostics{{File: ServicesDir, Message: "is not a directory; service definitions live in services/<name>.toml"}}, nil
 	}
@@ -213,5 +228,6 @@ func decode(r *report, data []byte) (*table, bool) {
 		}
 		return nil, false
 	}
+	checkText(r, "", m) // text.go
 	return newTable(r, "", m), true
 }

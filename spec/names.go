@@ -3,6 +3,7 @@ package spec
 import (
 	"fmt"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -30,6 +31,10 @@ func labelProblem(s string) string {
 			return fmt.Sprintf("it has an underscore (use a hyphen: %q)", strings.ReplaceAll(s, "_", "-"))
 		case c == '.':
 			return "it has a dot"
+		case c >= utf8.RuneSelf && (unicode.In(c, unicode.Mn, unicode.Me, unicode.Cf) || !unicode.IsPrint(c)):
+			// Shown by code point only: quoted, a combining mark would
+			// merge with the quote and a format character shows nothing.
+			return fmt.Sprintf("it has the invisible non-ASCII character %U (a combining mark or format character)", c)
 		case c >= utf8.RuneSelf:
 			return fmt.Sprintf("it has the non-ASCII character %q (%U), which may look like a letter but is not one", c, c)
 		default:

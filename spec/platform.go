@@ -77,6 +77,16 @@ func parsePlatform(r *report, data []byte) Platform {
 				r.errorf(path, "%s is not a hostname or *.suffix pattern: %s", quoteShort(h), prob)
 				continue
 			}
+			if p.Domain != "" {
+				// Names in the services' namespace belong to the services
+				// by name; an entry there could only hand one service
+				// another's name.
+				ns := "svc.mcp." + p.Domain
+				if under(name, ns) {
+					r.errorf(path, "%s is inside %s, where every service has its own name (<service>.%s); allowed_hostnames lists public names outside it", quoteShort(h), ns, ns)
+					continue
+				}
+			}
 			if seen[h] {
 				r.errorf(path, "%s is listed twice", quoteShort(h))
 				continue

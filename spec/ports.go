@@ -64,7 +64,11 @@ func parseLegacyPort(r *report, at, s string) (int, string, bool) {
 		}
 	}
 	hp, ok1 := legacyPortNumber(r, at, s, host)
-	cp, ok2 := legacyPortNumber(r, at, s, cont)
+	// "53" is host and container port at once: a bad one is reported once.
+	cp, ok2 := hp, ok1
+	if cont != host {
+		cp, ok2 = legacyPortNumber(r, at, s, cont)
+	}
 	if !ok1 || !ok2 {
 		return 0, "", false
 	}

@@ -156,6 +156,9 @@ func (ps *parsed) parseComponent(ci int, ct *table, p *Platform, platformOK bool
 		c.Env = parseEnv(r, ct.at("env"), env)
 	}
 	if cmd, ok := ct.strings("cmd"); ok {
+		for i, a := range cmd {
+			argTooLong(r, indexPath(ct.at("cmd"), i), "the argument", a)
+		}
 		c.Cmd = cmd
 	}
 	var declared []Volume
@@ -343,11 +346,14 @@ func (ps *parsed) parseRoute(rt *table, p *Platform, platformOK bool) Route {
 func checkHostname(r *report, at, h, service string, p *Platform) {
 	own := p.ServiceHostname(service)
 	platform := "svc.mcp." + p.Domain
+	// The services' namespace is checked before allowed_hostnames: a
+	// wide entry such as "*.example.org" admits public names, never
+	// another service's.
 	switch {
 	case under(h, own):
-	case p.hostnameAllowed(h):
 	case under(h, platform):
 		r.errorf(at, "%s is not this service's name: under %s a route may use %s or a name below it", h, platform, own)
+	case p.hostnameAllowed(h):
 	default:
 		allowed := "none"
 		if len(p.AllowedHostnames) > 0 {

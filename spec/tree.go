@@ -71,7 +71,9 @@ var bareKey = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 // joinPath appends a key to a key path, quoting it when TOML would.
 func joinPath(parent, key string) string {
 	if !bareKey.MatchString(key) {
-		key = strconv.Quote(key)
+		// ASCII-only: a key spelt with a look-alike or invisible
+		// character must show it as an escape, not pass for the real key.
+		key = strconv.QuoteToASCII(key)
 	}
 	if parent == "" {
 		return key

@@ -10,6 +10,7 @@ package spec
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -44,7 +45,7 @@ type Diagnostic struct {
 // "services/mcq.toml: components[0].routes[1].port: 70000 is outside 1-65535".
 func (d Diagnostic) Error() string {
 	var b strings.Builder
-	b.WriteString(d.File)
+	b.WriteString(displayFile(d.File))
 	if d.Path != "" {
 		b.WriteString(": ")
 		b.WriteString(d.Path)
@@ -55,6 +56,19 @@ func (d Diagnostic) Error() string {
 	}
 	b.WriteString(d.Message)
 	return b.String()
+}
+
+// displayFile shows a file name as it is: one with anything but printable
+// ASCII is quoted with escapes, so a look-alike ("services/wеb.toml" with a
+// Cyrillic "е"), a composed and a decomposed spelling of one name, or a
+// newline that would forge another diagnostic line are all told apart.
+func displayFile(f string) string {
+	for i := 0; i < len(f); i++ {
+		if f[i] < 0x20 || f[i] >= 0x7f || f[i] == '"' {
+			return strconv.QuoteToASCII(f)
+		}
+	}
+	return f
 }
 
 // Diagnostics is a list of problems; as an error it prints one per line.

@@ -103,8 +103,30 @@ func parseVolume(r *report, at, service, s string, p *Platform) (Volume, bool) {
 		ok = false
 	} else {
 		v.Container = cleanPath(v.Container)
+		if over := shadowedMount(v.Container); over != "" {
+			r.errorf(at, "container path %s would cover the container's %s; mount data elsewhere (e.g. /srv/%s or /data)", v.Container, over, service)
+			ok = false
+		}
 	}
 	return v, ok
+}
+
+// shadowedMount says what a bind mount on container path p would cover
+// that the container needs from its runtime, or "". Over "/" the data
+// directory would replace the image's whole file system; over /proc, /sys
+// or /dev it would hide the kernel's interfaces (runc refuses some of
+// these only when the container starts, so the service would fail late
+// instead of being reported here).
+func shadowedMount(p string) string {
+	if p == "/" {
+		return "root file system (the image)"
+	}
+	for _, k := range []string{"/proc", "/sys", "/dev"} {
+		if inside(p, k) {
+			return k + " (a kernel interface the runtime provides)"
+		}
+	}
+	return ""
 }
 
 // resolveVolumes applies the convention: the service's data directory is
