@@ -167,7 +167,7 @@ func TestAgentConfigText(t *testing.T) {
 	next := NextSteps(s, 12345)
 	for _, want := range []string{"cd " + s.WorkDir, "sed -i 's/v1/v2/' services/hello.toml", "git push",
 		s.MCP + " status --socket " + s.Socket(), "curl http://127.0.0.1:12345/", "demo.sh down",
-		"Open https://hello.svc.mcp.demo.internal:8443/",
+		"The URL to open: https://hello.svc.mcp.demo.internal:8443/",
 		"curl --cacert /var/lib/mcp-demo/agent/ca/root.pem --resolve hello.svc.mcp.demo.internal:8443:127.0.0.1 https://hello.svc.mcp.demo.internal:8443/"} {
 		if !strings.Contains(next, want) {
 			t.Errorf("next steps lack %q:\n%s", want, next)

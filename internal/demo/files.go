@@ -214,13 +214,13 @@ func NextSteps(s Settings, port int) string {
 		curl = "sudo " + curl
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, `Open %s
-(through haproxy, TLS with a certificate from mcp's local CA):
+	fmt.Fprintf(&b, `The URL to open: %s
+(haproxy, TLS, a certificate from mcp's local CA). On this machine, as is:
 
   %s
 
-In a browser: map %s to 127.0.0.1 in /etc/hosts and trust
-%s (docs/demo.md).
+In a browser: point %s at 127.0.0.1 in /etc/hosts and
+trust %s (how: docs/demo.md).
 
 Deploy v2: edit the definition, commit and push; the agent sees the push at
 once, starts v2 next to v1 (on the other port of its pair), switches the
