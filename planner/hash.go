@@ -31,6 +31,10 @@ type hashDoc struct {
 	Invalid        []hashInvalid    `json:"invalid"`
 	Actual         []hashDeployed   `json:"actual"`
 	Leases         []registry.Lease `json:"leases"`
+	// Elsewhere only changes the plan through the remove-all guard, but
+	// it does change it, so it is covered; omitted when empty so plans
+	// that never needed it keep their hashes.
+	Elsewhere []string `json:"elsewhere,omitempty"`
 }
 
 type hashService struct {
@@ -99,6 +103,10 @@ func hashInput(in *Input, specHashes []string) string {
 			hd.Components = append(hd.Components, hashComponent{Name: c, State: dep.Components[c]})
 		}
 		d.Actual = append(d.Actual, hd)
+	}
+	if len(in.Elsewhere) > 0 {
+		d.Elsewhere = slices.Sorted(slices.Values(in.Elsewhere))
+		d.Elsewhere = slices.Compact(d.Elsewhere)
 	}
 	slices.SortFunc(d.Leases, func(a, b registry.Lease) int {
 		return cmp.Or(cmp.Compare(a.Key(), b.Key()), cmp.Compare(a.Port, b.Port), compareBool(a.Fixed, b.Fixed))

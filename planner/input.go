@@ -10,7 +10,14 @@ import (
 // is computed from exactly the inputs the agent uses.
 func InputFor(repo *spec.Repo, node string, actual registry.Snapshot, f Features, allowRemoveAll bool) Input {
 	desired, invalid := repo.ForNode(node)
+	var elsewhere []string
+	for _, s := range repo.Services {
+		if s.Node != node {
+			elsewhere = append(elsewhere, s.Name)
+		}
+	}
 	return Input{
+		Elsewhere:      elsewhere,
 		Node:           node,
 		Domain:         repo.Platform.Domain,
 		Desired:        desired,

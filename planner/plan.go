@@ -172,4 +172,8 @@ type Input struct {
 	Domain string
 	// AllowRemoveAll lets a plan remove every deployed service at once.
 	AllowRemoveAll bool
+	// Elsewhere names the services the repository places on other nodes.
+	// A service that left this node for another one was moved, not lost,
+	// so it does not count towards the remove-all guard.
+	Elsewhere []string
 }

@@ -902,9 +902,12 @@ func (p *planner) guard(desired map[string]*spec.Service, invalid []spec.Invalid
 	if p.in.AllowRemoveAll || len(p.in.Actual.Services) == 0 {
 		return ""
 	}
-	keep := make(map[string]bool, len(invalid))
+	keep := make(map[string]bool, len(invalid)+len(p.in.Elsewhere))
 	for _, i := range invalid {
 		keep[i.Name] = true
+	}
+	for _, name := range p.in.Elsewhere {
+		keep[name] = true // moved to another node, not lost
 	}
 	for name := range p.in.Actual.Services {
 		if desired[name] != nil || keep[name] {

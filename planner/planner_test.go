@@ -324,20 +324,25 @@ func TestInvalidServiceLeftAsDeployed(t *testing.T) {
 func TestRemoveAllGuard(t *testing.T) {
 	actual := applied(mcq("v0.3.2"), mcr("v1.0.1"))
 	cases := []struct {
-		name    string
-		desired []spec.Service
-		allow   bool
-		refused bool
-		removes int
+		name      string
+		desired   []spec.Service
+		elsewhere []string
+		allow     bool
+		refused   bool
+		removes   int
 	}{
-		{"empty tree", nil, false, true, 0},
-		{"empty tree, allowed", nil, true, false, 12},
-		{"everything renamed: new services are created, nothing removed", []spec.Service{mcns("v1")}, false, true, 0},
-		{"one service kept", []spec.Service{mcr("v1.0.1")}, false, false, 6},
+		{"empty tree", nil, nil, false, true, 0},
+		{"empty tree, allowed", nil, nil, true, false, 12},
+		{"everything renamed: new services are created, nothing removed", []spec.Service{mcns("v1")}, nil, false, true, 0},
+		{"one service kept", []spec.Service{mcr("v1.0.1")}, nil, false, false, 6},
+		// The node's last services moved to other nodes: the tree is not
+		// empty, they were moved, so they are removed here.
+		{"every service moved to another node", nil, []string{"mcq", "mcr"}, false, false, 12},
+		{"other nodes' services do not lift the guard", nil, []string{"mcns"}, false, true, 0},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p := plan(tc.desired, actual, func(in *Input) { in.AllowRemoveAll = tc.allow })
+			p := plan(tc.desired, actual, func(in *Input) { in.AllowRemoveAll, in.Elsewhere = tc.allow, tc.elsewhere })
 			_, _, r := p.Counts()
 			if (p.Refused != "") != tc.refused {
 				t.Fatalf("refused = %q", p.Refused)
