@@ -20,7 +20,14 @@ import (
 type DaemonOption func(*daemonSettings)
 
 type daemonSettings struct {
-	afterStep func(n int)
+	afterStep  func(n int)
+	supervisor []containerd.SupervisorOption
+}
+
+// WithSupervisorOptions adds options to the restart supervisor, e.g. an
+// injected clock for tests of its backoff.
+func WithSupervisorOptions(opts ...containerd.SupervisorOption) DaemonOption {
+	return func(s *daemonSettings) { s.supervisor = append(s.supervisor, opts...) }
 }
 
 // WithAfterStep calls fn after every finished plan step with the number of
@@ -135,7 +142,7 @@ func Daemon(ctx context.Context, cfg *Config, log *slog.Logger, once bool, opts 
 		}
 		go func() { errc <- serveACME() }()
 	}
-	sup := containerd.NewSupervisor(rt, containerd.WithEventHandler(a.supervisorEvent))
+	sup := containerd.NewSupervisor(rt, append([]containerd.SupervisorOption{containerd.WithEventHandler(a.supervisorEvent)}, set.supervisor...)...)
 	go func() { errc <- ignoreCanceled(sup.Run(ctx)) }()
 	go a.watchLoop(ctx) // health and drift between reconciles (watch.go)
 	srv := api.NewServer(a, api.WithLogger(log))
