@@ -6,6 +6,10 @@ package spec
 // definitions never go past 3.
 const MaxNesting = 16
 
+// NestingDepth is nestingDepth for other TOML readers of mcp (the agent's
+// configuration), so every file mcp parses has the same bound.
+func NestingDepth(b []byte) int { return nestingDepth(b) }
+
 // nestingDepth returns the deepest nesting of '[' and '{' outside strings
 // and comments. It only has to be exact for valid TOML: on invalid input
 // the decoder reports the real error.

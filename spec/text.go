@@ -45,6 +45,12 @@ func checkText(r *report, path string, v any) {
 	}
 }
 
+// TextProblem says why s holds a character that changes how text is
+// displayed (a bidirectional control, a control character other than tab,
+// newline and carriage return), or "". The agent's configuration is held
+// to the same rule.
+func TextProblem(s string) string { return textProblem(s) }
+
 // textProblem says which display-changing character s holds, or "".
 func textProblem(s string) string {
 	for _, c := range s {
