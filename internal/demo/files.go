@@ -127,7 +127,8 @@ addresses = ["127.0.0.1"]
 		"services/" + Service + ".toml": fmt.Sprintf(`# The demo service. Its image is derived: <registry>/%[1]s:<version>.
 # Change the version to v2, commit and push: the agent starts the new
 # version next to the old one, switches the route once it answers, then
-# stops the old one. https://%[3]s:%[4]d/ stays the same.
+# stops the old one. The URL stays the same:
+#   https://%[3]s:%[4]d/
 name = %[1]q
 node = %[2]q
 version = "v1"
@@ -135,10 +136,10 @@ version = "v1"
 [[components]]
 name = %[1]q
 
-# Served by haproxy on listener port %[4]d as https://%[3]s (l7: haproxy
-# terminates TLS with the certificate mcp issued from its local CA and
-# forwards plain HTTP). The agent leases a host port behind it and passes
-# it to the container as $PORT.
+# Served by haproxy on its listener port %[4]d for the hostname
+# %[3]s. l7: haproxy terminates TLS with the
+# certificate mcp issued from its local CA and forwards plain HTTP to the
+# host port the agent leases (passed to the container as $PORT).
 [[components.routes]]
 port = %[4]d
 mode = "l7"
