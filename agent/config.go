@@ -241,6 +241,11 @@ func (es ConfigErrors) Unwrap() []error {
 // then checks what it refers to on this host: the credential files exist
 // and the API group is known. Errors name path and the key.
 func LoadConfig(path string) (*Config, error) {
+	// A FIFO would block the open and a device never end: only a regular
+	// file (a link to one is fine: the file is the node admin's) is read.
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		return nil, ConfigErrors{{File: path, Message: fmt.Sprintf("is not a regular file (%s)", fi.Mode().Type())}}
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("read agent config: %w", err)
@@ -260,8 +265,12 @@ func LoadConfig(path string) (*Config, error) {
 // host. name is used in error messages. All problems are reported, as
 // ConfigErrors.
 func ParseConfig(r io.Reader, name string) (*Config, error) {
+	data, err := readConfig(r, name) // config_limits.go: size and nesting
+	if err != nil {
+		return nil, err
+	}
 	var raw map[string]any
-	if _, err := toml.NewDecoder(r).Decode(&raw); err != nil {
+	if _, err := toml.Decode(string(data), &raw); err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
 			return nil, ConfigErrors{{File: name, Message: fmt.Sprintf("line %d: %s", pe.Position.Line, pe.Message)}}
@@ -269,9 +278,10 @@ func ParseConfig(r io.Reader, name string) (*Config, error) {
 		return nil, ConfigErrors{{File: name, Message: err.Error()}}
 	}
 	p := &parser{file: name}
+	p.text("", raw) // config_limits.go
 	cfg := p.config(raw)
 	if len(p.errs) > 0 {
-		return nil, p.errs
+		return nil, capErrors(p.errs) // config_limits.go
 	}
 	return cfg, nil
 }
@@ -309,7 +319,7 @@ func (p *parser) known(m map[string]any, prefix string, keys ...string) {
 		if prefix != "" {
 			where = "in [" + prefix + "]"
 		}
-		p.errorf(join(prefix, k), "unknown key (known %s: %s)", where, strings.Join(keys, ", "))
+		p.errorf(join(prefix, displayKey(k)), "unknown key (known %s: %s)", where, strings.Join(keys, ", "))
 	}
 }
 
@@ -328,8 +338,10 @@ func typeName(v any) string {
 		return "a table"
 	case []map[string]any, []any:
 		return "an array"
+	case time.Time:
+		return "a date-time"
 	default:
-		return fmt.Sprintf("a %T", v) // dates and times
+		return fmt.Sprintf("a %T", v) // local dates and times
 	}
 }
 
@@ -424,6 +436,10 @@ func (p *parser) absPath(key, path string) string {
 		p.errorf(key, "%q is not an absolute path", path)
 		return path
 	}
+	if prob := pathTrick(path); prob != "" {
+		p.errorf(key, "%q %s", path, prob) // config_limits.go
+		return path
+	}
 	return filepath.Clean(path)
 }
 
@@ -499,7 +515,8 @@ func (p *parser) config(raw map[string]any) *Config {
 	p.trustTables(raw, c)
 	p.proxy(p.table(raw, "proxy"), &c.Proxy)
 	p.certTables(raw, c)
-	c.DNS = p.dns(raw) // [[dns]]: config_dns.go
+	c.DNS = p.dns(raw)     // [[dns]]: config_dns.go
+	p.listenerConflicts(c) // config_limits.go
 	return c
 }
 
@@ -526,6 +543,10 @@ func gitURLKind(s string) (kind, problem string) {
 	}
 	if filepath.IsAbs(s) {
 		return "file", ""
+	}
+	if strings.HasPrefix(s, "-") {
+		// Read as an option by any tool the URL is handed to.
+		return "", fmt.Sprintf("%q starts with '-'; write a URL or an absolute path", s)
 	}
 	if scpURL.MatchString(s) {
 		return "ssh", ""
@@ -744,6 +765,12 @@ func checkRegistryHost(h string) string {
 	}
 	if host == "" {
 		return fmt.Sprintf("%q has no host", h)
+	}
+	// ASCII names only: a look-alike letter would make a host that no
+	// image reference (spec allows ASCII registries) ever matches, so its
+	// credentials or plain_http would silently never apply.
+	if net.ParseIP(host) == nil && !dnsName(strings.ToLower(host)) {
+		return fmt.Sprintf("%q: %q is neither an IP address nor a host name (ASCII letters, digits, '-' and '.'; an IDN in its xn-- form)", h, host)
 	}
 	if port != "" {
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
