@@ -11,7 +11,6 @@ import (
 
 	"metacircular.net/mcp/executor"
 	"metacircular.net/mcp/registry"
-	"metacircular.net/mcp/spec"
 	gitsync "metacircular.net/mcp/sync"
 )
 
@@ -75,13 +74,17 @@ func (a *Agent) revertFailures(ctx context.Context, out *Outcome) {
 		if hash == "" || !(errors.Is(s.Err, executor.ErrNotHealthy) || errors.Is(s.Err, executor.ErrExited)) {
 			continue
 		}
-		how := "the previous version keeps serving: it was never stopped (blue-green)"
+		// The failed wait's slot says how the update ran: in another slot
+		// than the active one it was blue-green, and the old slot never
+		// stopped; in the active slot the old container was replaced.
+		how := "the previous version was restarted from the registry (replace)"
 		d, wasDeployed := deployed[s.Service]
+		var se *executor.StepError
 		switch {
 		case !wasDeployed:
 			how = "the service was new: nothing is left running"
-		case d.Spec.UpdateStrategy() == spec.StrategyReplace || !a.features.Routes:
-			how = "the previous version was restarted from the registry (replace)"
+		case errors.As(s.Err, &se) && se.Step.Slot != "" && se.Step.Slot != slotLetter(d.Components[se.Step.Component].ActiveSlot):
+			how = "the previous version keeps serving: it was never stopped (blue-green)"
 		}
 		reason := fmt.Sprintf("rolled back: the new version was not healthy: %v; %s", s.Err, how)
 		a.log.Warn("rollout reverted", "service", s.Service, "spec_hash", hash, "reason", reason)

@@ -229,7 +229,7 @@ func TestRollbackUnhealthy(t *testing.T) {
 	}
 	q := n.quarantined()
 	if len(q) != 1 || q[0].Service != "web" || !strings.Contains(q[0].Reason, "rolled back") ||
-		!strings.Contains(q[0].Reason, "GET /healthz answered 503") {
+		!strings.Contains(q[0].Reason, "GET /healthz answered 503") || !strings.Contains(q[0].Reason, "never stopped (blue-green)") {
 		t.Fatalf("quarantine %+v", q)
 	}
 	if c := n.containers(); c["web.web.b"].ID != "" || c["web.web.a"].Status != executor.StatusRunning {
