@@ -76,10 +76,17 @@ bench:
 bench-micro:
 	scripts/bench micro
 
-# Long fuzzing, one target at a time (CI runs only the seed corpora).
+# Long fuzzing: every fuzzer for FUZZTIME, one after the other (go test
+# fuzzes one target at a time; CI runs only the seed corpora). A failure
+# stops the run and leaves its input under the package's testdata/fuzz/.
 FUZZTIME ?= 60s
+FUZZERS  := spec:FuzzLoad agent:FuzzParseConfig statusnote:FuzzReadNote statusnote:FuzzNotesTree \
+	api:FuzzAPIRequest api:FuzzLogsRequest sync:FuzzTreeFSPath
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./spec
+	@for f in $(FUZZERS); do pkg=$${f%%:*}; name=$${f##*:}; \
+		echo "== $$name (./$$pkg, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$pkg || exit 1; \
+	done
 
 clean:
 	rm -rf bin

@@ -11,6 +11,7 @@ import (
 // give the same diagnostics twice.
 func FuzzLoad(f *testing.F) {
 	f.Add([]byte(testPlatform), []byte("name = \"a\"\nnode = \"rift\"\nversion = \"v1\"\n[[components]]\nname = \"a\"\n"), []byte(""))
+	addCorpusSeeds(f) // fuzz_seeds_test.go: the broken and hostile corpora
 	f.Fuzz(func(t *testing.T, platform, a, b []byte) {
 		fsys := fstest.MapFS{
 			"mcp.toml":        {Data: platform},
@@ -45,6 +46,25 @@ func FuzzLoad(f *testing.F) {
 		for _, d := range repo.Diagnostics {
 			if d.File == "" || d.Message == "" {
 				t.Fatalf("diagnostic without file or message: %#v", d)
+			}
+			if d.Error() == "" || len(d.Message) > 64<<10 {
+				t.Fatalf("diagnostic message of %d bytes: one bad value must not blow up the output", len(d.Message))
+			}
+		}
+		for _, s := range repo.Services {
+			// An accepted service holds nothing that displays as
+			// something else, and its volumes stay in its data dir.
+			for _, c := range s.Components {
+				for _, v := range c.Volumes {
+					if !inside(v.Host, "/srv/"+s.Name) {
+						t.Fatalf("%s: accepted volume %s outside /srv/%s", s.File, v, s.Name)
+					}
+				}
+				for _, e := range c.Env {
+					if textProblem(e.Name+"="+e.Value) != "" {
+						t.Fatalf("%s: accepted env %q", s.File, e.Name)
+					}
+				}
 			}
 		}
 		again, _ := Load(fsys)
