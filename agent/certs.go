@@ -177,7 +177,8 @@ func (a *Agent) certStatus(ctx context.Context, services []api.ServiceStatus) {
 			if !slices.ContainsFunc(r.Users, func(u executor.CertUser) bool { return u.Service == services[i].Name }) {
 				continue
 			}
-			cs := api.CertStatus{Hostname: r.Hostname, Issuer: r.Issuer, NotAfter: r.NotAfter, Fingerprint: r.Fingerprint}
+			cs := api.CertStatus{Hostname: r.Hostname, Issuer: r.Issuer, NotAfter: r.NotAfter, Fingerprint: r.Fingerprint,
+				RenewAt: r.NotAfter.Add(-a.cfg.Certs.RenewWindow())}
 			for _, f := range r.Files {
 				if f.Service != services[i].Name {
 					continue

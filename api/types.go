@@ -181,6 +181,10 @@ type CertStatus struct {
 	// Issuer is "local" (the agent's embedded CA) or "acme".
 	Issuer   string    `json:"issuer,omitempty"`
 	NotAfter time.Time `json:"not_after"`
+	// RenewAt is when the agent renews it: NotAfter less the renewal
+	// window. A renewal falls due at apply time, so plans show it without
+	// it entering their hash.
+	RenewAt time.Time `json:"renew_at,omitzero"`
 	// Fingerprint is the hex SHA-256 of the leaf.
 	Fingerprint string `json:"fingerprint,omitempty"`
 	// Files are the files this service's consumers read (host paths).

@@ -29,7 +29,11 @@ func renderCerts(w io.Writer, services []api.ServiceStatus, now time.Time) error
 			if len(c.Foreign) > 0 {
 				files += " (not mcp's, left alone: " + strings.Join(c.Foreign, ", ") + ")"
 			}
-			ew.printf("%s\t%s\t%s\t%s\t%s\n", svc.Name, c.Hostname, orDash(c.Issuer), expiry(c.NotAfter, now), orDash(files))
+			exp := expiry(c.NotAfter, now)
+			if !c.RenewAt.IsZero() && !now.Before(c.RenewAt) && len(c.Files) > 0 {
+				exp += ", renewal due"
+			}
+			ew.printf("%s\t%s\t%s\t%s\t%s\n", svc.Name, c.Hostname, orDash(c.Issuer), exp, orDash(files))
 		}
 	}
 	if ew.err == nil {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"metacircular.net/mcp/api"
 )
@@ -113,6 +114,23 @@ func driftLines(st api.Status) []string {
 	return out
 }
 
+// renewalLines are the certificate renewals that fall due by now: the
+// agent renews them at apply time (not a plan step, so not in the hash),
+// and an operator previewing a plan should see them coming.
+func renewalLines(st api.Status, now time.Time) []string {
+	var out []string
+	for _, s := range st.Services {
+		for _, c := range s.Certs {
+			if c.RenewAt.IsZero() || now.Before(c.RenewAt) || len(c.Files) == 0 {
+				continue
+			}
+			out = append(out, fmt.Sprintf("%s: renew cert %s: expires %s, inside its renewal window since %s",
+				s.Name, c.Hostname, expiry(c.NotAfter, now), c.RenewAt.UTC().Format(time.DateOnly)))
+		}
+	}
+	return out
+}
+
 // printDrift adds to `mcp plan --socket` the drift the agent sees and has
 // not repaired yet. Drift is repaired at apply time by the converge pass,
 // not by plan steps, so it is shown after the plan and stays out of the
@@ -124,12 +142,16 @@ func printDrift(cmd interface{ Context() context.Context }, s streams, socket st
 		fmt.Fprintf(s.err, "drift: the agent's status could not be read: %v\n", err)
 		return
 	}
-	lines := driftLines(st)
-	if len(lines) == 0 {
-		return
+	if lines := driftLines(st); len(lines) > 0 {
+		fmt.Fprintln(s.out, "\nDrift the agent sees (repaired by its converge pass, not by this plan; not in the plan hash):")
+		for _, l := range lines {
+			fmt.Fprintln(s.out, "  ! "+l)
+		}
 	}
-	fmt.Fprintln(s.out, "\nDrift the agent sees (repaired by its converge pass, not by this plan; not in the plan hash):")
-	for _, l := range lines {
-		fmt.Fprintln(s.out, "  ! "+l)
+	if lines := renewalLines(st, time.Now()); len(lines) > 0 {
+		fmt.Fprintln(s.out, "\nDue at apply time (renewed by the agent's loop; not in the plan hash):")
+		for _, l := range lines {
+			fmt.Fprintln(s.out, "  ~ "+l)
+		}
 	}
 }
