@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"metacircular.net/mcp/internal/hostile"
 	"metacircular.net/mcp/internal/testenv"
 	gitsync "metacircular.net/mcp/sync"
 )
@@ -23,7 +24,7 @@ func TestHostileGitTree(t *testing.T) {
 	for _, name := range hostileCases(t) {
 		t.Run(name, func(t *testing.T) {
 			r := testenv.GitRepo(t)
-			if materialiseInto(t, name, r.Work) {
+			if hostile.Materialise(t, hostileDir, name, r.Work) {
 				t.Skip("a FIFO cannot be committed")
 			}
 			testenv.Git(t, r.Work, "add", "-A")

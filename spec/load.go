@@ -96,7 +96,7 @@ func Load(fsys fs.FS) (*Repo, error) {
 			ps = parseService(f, ps.base, data, &repo.Platform, repo.PlatformValid)
 		}
 		if !repo.PlatformValid {
-			ps.rep.errorf("", "not resolved: %s has errors, and no service can be resolved without it", PlatformFile)
+			ps.rep.errorf("", "not resolved: %s has errors, and no service can be resolved without it (%s)", PlatformFile, platformErrors(repo.Diagnostics))
 		}
 		all = append(all, ps)
 	}
@@ -113,6 +113,28 @@ func Load(fsys fs.FS) (*Repo, error) {
 	}
 	finish(repo)
 	return repo, nil
+}
+
+// platformErrors lists mcp.toml's errors for the diagnostic of every
+// service it leaves unresolved: a node shows its services' diagnostics
+// (outcome, status, history), and "mcp.toml has errors" alone would not
+// say which.
+func platformErrors(ds Diagnostics) string {
+	const show = 10
+	var out []string
+	n := 0
+	for _, d := range ds {
+		if d.File != PlatformFile || d.Severity != SeverityError {
+			continue
+		}
+		if n++; n <= show {
+			out = append(out, d.Error())
+		}
+	}
+	if n > show {
+		out = append(out, fmt.Sprintf("and %d more", n-show))
+	}
+	return strings.Join(out, "; ")
 }
 
 func (ps *parsed) invalid() Invalid {

@@ -405,7 +405,7 @@ func TestInputLimits(t *testing.T) {
 				m["mcp.toml"] = &fstest.MapFile{Data: []byte("real.toml"), Mode: fs.ModeSymlink}
 			},
 			want: "mcp.toml: is a symbolic link, which is refused: definitions must be regular files of the repository\n" +
-				"services/good.toml: not resolved: mcp.toml has errors, and no service can be resolved without it",
+				"services/good.toml: not resolved: mcp.toml has errors, and no service can be resolved without it (mcp.toml: is a symbolic link, which is refused: definitions must be regular files of the repository)",
 		},
 	}
 	for _, tt := range tests {
