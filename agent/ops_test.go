@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -311,14 +312,45 @@ func TestOpsShowDeployFailureDriftRepair(t *testing.T) {
 	}
 }
 
-// TestOpsShowRevert is the hook for the rollout feature: when a failed
-// update is reverted to the previous version, a "revert" event, the
-// revert metrics and the page's event list must show it, checked the same
-// way as above.
-//
-// TODO(rollout): push v1, push a v2 whose health check fails, let the
-// agent revert, then assert kinds(o.events(), "web") ends in "revert",
-// mcp_events_total{kind="revert"} == 1 and the page lists the revert.
+// TestOpsShowRevert: a failed update is reverted to the previous version,
+// and the events, the metrics and the status page say so.
 func TestOpsShowRevert(t *testing.T) {
-	t.Skip("TODO(rollout): reverts arrive with the rollout feature; see the comment above")
+	o := startOpsNode(t)
+	repo := testenv.UniqueRepo("web")
+	v1 := testenv.TestImage(t, o.registry, repo, "v1")
+	v2 := testenv.TestImage(t, o.registry, repo, "v2", testenv.WithNoListen())
+	// A short health deadline so the bad version is given up quickly.
+	health := "\n[components.health]\ninterval = \"200ms\"\ntimeout = \"200ms\"\nstart_period = \"1s\"\nunhealthy_threshold = 2\n"
+
+	o.push(map[string]string{"mcp.toml": o.platform(), "services/web.toml": service("web", v1) + health}, "web v1")
+	o.sync(ResultOK)
+	o.push(map[string]string{"services/web.toml": service("web", v2) + health}, "web v2, which never listens")
+	o.sync(ResultPartial)
+
+	st, err := o.client.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, _ := st.Service("web")
+	if len(svc.Components) != 1 || svc.Components[0].Version != "v1" {
+		t.Fatalf("after the revert web is %+v, want v1 deployed", svc)
+	}
+	if body := get(t, svc.Components[0].Ports["default"]); !strings.Contains(body, "version=v1") {
+		t.Fatalf("after the revert web answered %q, want v1 back", body)
+	}
+	evs := kinds(o.events(), "web")
+	if !slices.Contains(evs, registry.EventRevert) {
+		t.Errorf("web's events = %v, want a revert", evs)
+	}
+	m := o.scrape()
+	if got := m.sum("mcp_events_total", "kind", registry.EventRevert); got != 1 {
+		t.Errorf("mcp_events_total{kind=revert} = %v, want 1", got)
+	}
+	if got := m.sum("mcp_quarantined"); got < 1 {
+		t.Errorf("mcp_quarantined = %v, want the reverted commit quarantined", got)
+	}
+	dom := testenv.Chromium(t).DOM(context.Background(), o.pageURL)
+	if !strings.Contains(dom, "revert") {
+		t.Errorf("the status page does not show the revert:\n%s", dom)
+	}
 }

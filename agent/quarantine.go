@@ -68,6 +68,7 @@ func (a *Agent) holdQuarantined(ctx context.Context, in *planner.Input) {
 		}
 		a.log.Info("quarantine lifted: the definition changed", "service", q.Service, "spec_hash", q.SpecHash)
 	}
+	a.ops.metrics.SetQuarantined(len(keep))
 	ts.held = planner.HoldQuarantined(in, keep)
 	for _, name := range ts.held {
 		a.log.Warn("service quarantined; left as deployed (push a change to it or run mcp retry)", "service", name)
@@ -182,8 +183,38 @@ func (a *Agent) quarantine(ctx context.Context, q registry.Quarantine) {
 		return
 	}
 	a.log.Warn("service quarantined", "service", q.Service, "spec_hash", q.SpecHash, "reason", q.Reason)
-	if _, err := a.reg.AppendEvent(context.WithoutCancel(ctx), registry.Event{Kind: registry.EventQuarantine, Service: q.Service, Message: q.Reason}); err != nil {
-		a.log.Warn("record quarantine event", "err", err)
+	a.RecordEvent(ctx, registry.Event{Kind: registry.EventQuarantine, Service: q.Service, Commit: q.Commit, Message: q.Reason})
+	a.quarantineMetrics(ctx, q.Reason)
+}
+
+// quarantineMetrics counts a new quarantine (reason given) and sets the
+// gauge of what is quarantined now; reason "" only refreshes the gauge,
+// after a quarantine was lifted.
+func (a *Agent) quarantineMetrics(ctx context.Context, reason string) {
+	list, err := a.reg.QuarantineList(context.WithoutCancel(ctx))
+	if err != nil {
+		a.log.Warn("count quarantined services", "err", err)
+		return
+	}
+	if reason == "" {
+		a.ops.metrics.SetQuarantined(len(list))
+		return
+	}
+	a.ops.metrics.CommitQuarantined(quarantineKind(reason), len(list))
+}
+
+// quarantineKind is the metric label for why a service was quarantined:
+// a bounded set, never the free-form reason.
+func quarantineKind(reason string) string {
+	switch {
+	case strings.HasPrefix(reason, "rolled back"):
+		return "revert"
+	case strings.Contains(reason, "crash"):
+		return "crash-loop"
+	case strings.Contains(reason, "image"):
+		return "image-missing"
+	default:
+		return "repeated-failure"
 	}
 }
 
@@ -229,6 +260,7 @@ func (a *Agent) Retry(ctx context.Context, service string) (int, error) {
 	}
 	if n > 0 {
 		a.log.Info("quarantine lifted by mcp retry", "service", service)
+		a.quarantineMetrics(ctx, "")
 	}
 	return n, nil
 }

@@ -88,10 +88,8 @@ func (a *Agent) revertFailures(ctx context.Context, out *Outcome) {
 		}
 		reason := fmt.Sprintf("rolled back: the new version was not healthy: %v; %s", s.Err, how)
 		a.log.Warn("rollout reverted", "service", s.Service, "spec_hash", hash, "reason", reason)
-		if _, err := a.reg.AppendEvent(context.WithoutCancel(ctx), registry.Event{Kind: registry.EventRevert, Service: s.Service,
-			Commit: out.Commit, PlanHash: out.PlanHash, Message: reason}); err != nil {
-			a.log.Warn("record revert event", "err", err)
-		}
+		a.RecordEvent(ctx, registry.Event{Kind: registry.EventRevert, Service: s.Service,
+			Commit: out.Commit, PlanHash: out.PlanHash, Message: reason})
 		a.quarantine(ctx, registry.Quarantine{Service: s.Service, SpecHash: hash, Commit: out.Commit, Failures: 1, Reason: reason})
 	}
 	a.rs.mu.Lock()
