@@ -144,4 +144,3 @@ func replaceTree(t *testing.T, r *testenv.Repo, fill func(dir string) bool, msg 
 	testenv.Git(t, r.Work, "commit", "--quiet", "--allow-empty", "--no-verify", "-m", msg)
 	r.Push()
 }
-
