@@ -36,7 +36,8 @@ type ingressNode struct {
 	hostRoot string
 }
 
-func newIngressNode(t *testing.T) *ingressNode {
+// opts go to newTestNode after the [proxy] table (e.g. a [[dns]] table).
+func newIngressNode(t *testing.T, opts ...nodeOption) *ingressNode {
 	t.Helper()
 	var hcfg haproxy.Config
 	h := testenv.HAProxy(t, 2, func(h *testenv.HAProxyDaemon) (string, error) {
@@ -47,14 +48,14 @@ func newIngressNode(t *testing.T) *ingressNode {
 		_, err := haproxy.WriteBase(hcfg)
 		return hcfg.ConfigPath(), err
 	})
-	n := newTestNode(t, withConfig(fmt.Sprintf(`
+	n := newTestNode(t, append([]nodeOption{withConfig(fmt.Sprintf(`
 [proxy]
 driver = "haproxy"
 config_dir = %q
 admin_socket = %q
 master_socket = %q
 listeners = [{ port = %d, address = "127.0.0.1" }, { port = %d, address = "127.0.0.1" }]
-`, hcfg.Dir, hcfg.AdminSocket, hcfg.MasterSocket, h.Ports[0], h.Ports[1])))
+`, hcfg.Dir, hcfg.AdminSocket, hcfg.MasterSocket, h.Ports[0], h.Ports[1]))}, opts...)...)
 	return &ingressNode{testNode: n, hap: h, hcfg: hcfg, l7: h.Ports[0], l4: h.Ports[1], hostRoot: n.cfg.HostRoot}
 }
 
