@@ -163,7 +163,7 @@ func Daemon(ctx context.Context, cfg *Config, log *slog.Logger, once bool, opts 
 	case err := <-errc:
 		if err != nil {
 			cancel()
-			<-runErr
+			<-runErr //nolint:errcheck // the listener's failure is the one to report
 			return a.Last(), err
 		}
 		return a.Last(), <-runErr

@@ -247,12 +247,10 @@ func (a *Agent) pruneImages(ctx context.Context) {
 }
 
 func partialReason(res executor.Result, invalid []spec.Invalid) string {
-	var failed, ok []string
+	var failed []string
 	for _, s := range res.Services {
 		if s.Err != nil {
 			failed = append(failed, s.Service)
-		} else {
-			ok = append(ok, s.Service)
 		}
 	}
 	var parts []string

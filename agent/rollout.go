@@ -71,7 +71,7 @@ func (a *Agent) revertFailures(ctx context.Context, out *Outcome) {
 				"service", s.Service, "err", s.Err)
 			continue
 		}
-		if hash == "" || !(errors.Is(s.Err, executor.ErrNotHealthy) || errors.Is(s.Err, executor.ErrExited)) {
+		if hash == "" || !errors.Is(s.Err, executor.ErrNotHealthy) && !errors.Is(s.Err, executor.ErrExited) {
 			continue
 		}
 		// The failed wait's slot says how the update ran: in another slot

@@ -109,7 +109,7 @@ func (h *healthRunner) wait(ctx context.Context, id string, targets []health.Tar
 	case err == nil:
 		return nil
 	case ctx.Err() == nil && wctx.Err() != nil:
-		return fmt.Errorf("%s: %w: %v", id, ErrWaitInterrupted, context.Cause(wctx))
+		return fmt.Errorf("%s: %w: %w", id, ErrWaitInterrupted, context.Cause(wctx))
 	}
 	return fmt.Errorf("%s: %w", id, err)
 }
@@ -119,7 +119,7 @@ func (h *healthRunner) wait(ctx context.Context, id string, targets []health.Tar
 func (h *healthRunner) alive(ctx context.Context, id string) error {
 	list, err := h.e.rt.List(ctx)
 	if err != nil {
-		return nil // the runtime's trouble is not the container's: keep waiting
+		return nil //nolint:nilerr // the runtime's trouble is not the container's: keep waiting
 	}
 	for _, c := range list {
 		if c.ID != id {

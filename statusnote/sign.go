@@ -2,6 +2,7 @@ package statusnote
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -41,7 +42,8 @@ func LoadSigner(path string) (Signer, error) {
 	}
 	k, err := ssh.ParsePrivateKey(b)
 	if err != nil {
-		if _, ok := err.(*ssh.PassphraseMissingError); ok {
+		var missing *ssh.PassphraseMissingError
+		if errors.As(err, &missing) {
 			return nil, fmt.Errorf("status.signing_key_file: %s is protected by a passphrase; the agent needs a key without one", path)
 		}
 		return nil, fmt.Errorf("status.signing_key_file: %s is neither an OpenSSH private key nor an armored OpenPGP secret key", path)

@@ -39,7 +39,7 @@ func (s *Source) FileVersions(ctx context.Context, head Hash, path string, fn fu
 			return err
 		}
 		c, err := iter.Next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return nil
 		}
 		if err != nil {

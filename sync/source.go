@@ -475,7 +475,7 @@ func isAncestor(ctx context.Context, anc, desc *object.Commit) (bool, error) {
 			return false, err
 		}
 		c, err := iter.Next()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			return false, nil
 		}
 		if err != nil {

@@ -145,7 +145,8 @@ func (t *treeFS) Stat(name string) (fs.FileInfo, error) {
 // Lstat is Stat: nothing in this FS follows links.
 func (t *treeFS) Lstat(name string) (fs.FileInfo, error) {
 	fi, err := t.Stat(name)
-	if pe, ok := err.(*fs.PathError); ok {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
 		pe.Op = "lstat"
 	}
 	return fi, err

@@ -57,15 +57,20 @@ func WriteSet(files []File) (err error) {
 	}
 	for i := range st {
 		if err := os.Rename(st[i].tmp, st[i].f.Path); err != nil {
+			// Put the files already replaced back as they were; a failure
+			// there is reported with the original one, never dropped.
+			errs := []error{fmt.Errorf("replace %s: %w", st[i].f.Path, err)}
 			for j := i - 1; j >= 0; j-- {
 				if st[j].backup != "" {
-					os.Rename(st[j].backup, st[j].f.Path)
+					if rerr := os.Rename(st[j].backup, st[j].f.Path); rerr != nil {
+						errs = append(errs, fmt.Errorf("restore %s: %w", st[j].f.Path, rerr))
+					}
 					st[j].backup = ""
-				} else {
-					os.Remove(st[j].f.Path)
+				} else if rerr := os.Remove(st[j].f.Path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+					errs = append(errs, fmt.Errorf("remove half-written %s: %w", st[j].f.Path, rerr))
 				}
 			}
-			return fmt.Errorf("replace %s: %w", st[i].f.Path, err)
+			return errors.Join(errs...)
 		}
 		st[i].tmp = ""
 	}
@@ -148,7 +153,7 @@ func mkdirOwned(dir string, uid, gid int) error {
 
 func syncDir(dir string) {
 	if d, err := os.Open(dir); err == nil {
-		d.Sync() // best effort: the data files themselves were synced
+		_ = d.Sync() // best effort: the data files themselves were synced
 		d.Close()
 	}
 }

@@ -18,7 +18,7 @@ func Normalize(typ, value string) (string, error) {
 	case "A":
 		a, err := netip.ParseAddr(value)
 		if err != nil || !a.Is4() {
-			return "", fmt.Errorf("A value %q is not an IPv4 address", value)
+			return "", fmt.Errorf("value %q of an A record is not an IPv4 address", value)
 		}
 		return a.String(), nil
 	case "AAAA":

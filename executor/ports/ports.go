@@ -208,10 +208,10 @@ func (a *Allocator) lease(ctx context.Context, tx *registry.Tx, service, compone
 	case len(taken) == size && lastErr == nil:
 		return 0, fmt.Errorf("lease %s: %w in %d-%d: all %d ports are leased", key, ErrExhausted, a.min, a.max, size)
 	case len(taken) == size:
-		return 0, fmt.Errorf("lease %s: %w in %d-%d: all %d ports are leased or busy on the host (last: %v)",
+		return 0, fmt.Errorf("lease %s: %w in %d-%d: all %d ports are leased or busy on the host (last: %w)",
 			key, ErrExhausted, a.min, a.max, size, lastErr)
 	default:
-		return 0, fmt.Errorf("lease %s: %w in %d-%d: the %d ports tried were all busy on the host (last: %v)",
+		return 0, fmt.Errorf("lease %s: %w in %d-%d: the %d ports tried were all busy on the host (last: %w)",
 			key, ErrExhausted, a.min, a.max, a.probes, lastErr)
 	}
 }

@@ -116,14 +116,14 @@ func recordedPID(file, dir string) (int, bool) {
 func stopPID(ctx context.Context, pid int, grace time.Duration) error {
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
 		if errors.Is(err, syscall.ESRCH) {
-			return nil
+			return nil //nolint:nilerr // already gone: stopped is what we wanted
 		}
 		return fmt.Errorf("demo: stop pid %d: %w", pid, err)
 	}
 	deadline := time.Now().Add(grace)
 	for time.Now().Before(deadline) {
 		if syscall.Kill(pid, 0) != nil || isZombie(pid) {
-			return nil
+			return nil //nolint:nilerr // signal 0 failing means the process is gone
 		}
 		select {
 		case <-ctx.Done():

@@ -105,9 +105,6 @@ func (s Settings) CurlCommand() string {
 	return fmt.Sprintf("curl --cacert %s --resolve %s:%d:127.0.0.1 %s", s.CARoot(), Hostname(), s.ProxyPort, s.URL())
 }
 
-// registryPrefix is what mcp.toml's registry is set to.
-func (s Settings) registryPrefix() string { return s.Registry + "/" + RepoPath }
-
 // RepoFiles is the content of the demo's desired-state repository, by
 // path: the platform file and one service in the convention form (its
 // image derived from the registry, the service name and the version),

@@ -362,7 +362,7 @@ func waitRunning(ctx context.Context, s Settings, pid int, version string, timeo
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	c := api.NewClient(s.Socket())
-	last := "the agent's API did not answer yet"
+	var last string // what the agent said last, for the timeout message
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {

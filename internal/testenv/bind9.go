@@ -279,7 +279,7 @@ func (d *Bind9Daemon) wait(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("named on %s did not answer within 20s: %v", d.Addr, last)
+			return fmt.Errorf("named on %s did not answer within 20s: %w", d.Addr, last)
 		case <-d.done:
 			return fmt.Errorf("named on %s: %w", d.Addr, errExited)
 		case <-time.After(20 * time.Millisecond):

@@ -316,7 +316,7 @@ func waitContainerd(ctx context.Context, address string, exited <-chan struct{})
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("containerd at %s did not answer within 30s: %v", address, last)
+			return fmt.Errorf("containerd at %s did not answer within 30s: %w", address, last)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -176,7 +176,7 @@ func (s *GitSSH) serveConn(c net.Conn, cfg *ssh.ServerConfig) {
 	go ssh.DiscardRequests(reqs)
 	for nc := range chans {
 		if nc.ChannelType() != "session" {
-			nc.Reject(ssh.UnknownChannelType, "only sessions")
+			_ = nc.Reject(ssh.UnknownChannelType, "only sessions")
 			continue
 		}
 		ch, chReqs, err := nc.Accept()
@@ -199,25 +199,25 @@ func (s *GitSSH) serveSession(ch ssh.Channel, reqs <-chan *ssh.Request) {
 			if ssh.Unmarshal(req.Payload, &kv) == nil && kv.Name == "GIT_PROTOCOL" {
 				env = append(env, kv.Name+"="+kv.Value)
 			}
-			req.Reply(true, nil)
+			_ = req.Reply(true, nil)
 		case "exec":
 			var p struct{ Command string }
 			if err := ssh.Unmarshal(req.Payload, &p); err != nil {
-				req.Reply(false, nil)
+				_ = req.Reply(false, nil)
 				return
 			}
 			sub, ok := s.parseCommand(p.Command)
 			if !ok {
-				req.Reply(false, nil)
+				_ = req.Reply(false, nil)
 				fmt.Fprintf(ch.Stderr(), "command not allowed: %q\n", p.Command)
 				sendExit(ch, 1)
 				return
 			}
-			req.Reply(true, nil)
+			_ = req.Reply(true, nil)
 			sendExit(ch, s.run(ch, sub, env))
 			return
 		default:
-			req.Reply(false, nil)
+			_ = req.Reply(false, nil)
 		}
 	}
 }
@@ -258,7 +258,7 @@ func (s *GitSSH) run(ch ssh.Channel, sub string, env []string) int {
 	// Not waited for: it ends when the client closes the channel, which
 	// may be after the process exits.
 	go func() {
-		io.Copy(stdin, ch)
+		_, _ = io.Copy(stdin, ch)
 		stdin.Close()
 	}()
 	if err := cmd.Wait(); err != nil {
@@ -272,5 +272,5 @@ func (s *GitSSH) run(ch ssh.Channel, sub string, env []string) int {
 }
 
 func sendExit(ch ssh.Channel, code int) {
-	ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{uint32(code)}))
+	_, _ = ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{uint32(code)}))
 }

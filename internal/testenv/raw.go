@@ -104,7 +104,7 @@ func RawRun(ctx context.Context, c *client.Client, ref string, port int) (stop f
 // returns that body; it gives up when ctx is done, saying what it last saw.
 func WaitHTTP(ctx context.Context, url, want string) (string, error) {
 	hc := &http.Client{Timeout: 2 * time.Second}
-	last := "no answer yet"
+	var last string // what the server answered last, for the error
 	for {
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
@@ -124,7 +124,7 @@ func WaitHTTP(ctx context.Context, url, want string) (string, error) {
 		}
 		select {
 		case <-ctx.Done():
-			return "", fmt.Errorf("GET %s: no 200 containing %q before %v; last: %s", url, want, ctx.Err(), last)
+			return "", fmt.Errorf("GET %s: no 200 containing %q before %w; last: %s", url, want, ctx.Err(), last)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}

@@ -239,9 +239,10 @@ func bundle(ders [][]byte, key crypto.Signer) (certs.Bundle, error) {
 	}
 	var chain, issuers bytes.Buffer
 	for i, d := range ders {
-		pem.Encode(&chain, &pem.Block{Type: "CERTIFICATE", Bytes: d})
+		block := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: d})
+		chain.Write(block)
 		if i > 0 {
-			pem.Encode(&issuers, &pem.Block{Type: "CERTIFICATE", Bytes: d})
+			issuers.Write(block)
 		}
 	}
 	keyPEM, err := certs.MarshalKey(key)

@@ -1,6 +1,7 @@
 package acme
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -61,5 +62,5 @@ func (h *HTTP01) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain")
-	w.Write([]byte(answer))
+	_, _ = io.WriteString(w, answer) // the CA retries a failed validation request
 }

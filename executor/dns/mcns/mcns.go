@@ -261,12 +261,12 @@ func (p *Provider) do(ctx context.Context, method, zone string, q url.Values, bo
 	}
 	resp, err := p.hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("mcns %s: %s %s: %v: %w", p.base.Host, method, what, err, dns.ErrUnreachable)
+		return nil, fmt.Errorf("mcns %s: %s %s: %w: %w", p.base.Host, method, what, err, dns.ErrUnreachable)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
 	if err != nil {
-		return nil, fmt.Errorf("mcns %s: %s %s: read the answer: %v: %w", p.base.Host, method, what, err, dns.ErrUnreachable)
+		return nil, fmt.Errorf("mcns %s: %s %s: read the answer: %w: %w", p.base.Host, method, what, err, dns.ErrUnreachable)
 	}
 	if resp.StatusCode/100 == 2 || slices.Contains(fine, resp.StatusCode) {
 		return data, nil

@@ -294,12 +294,12 @@ func (p *Provider) exchange(ctx context.Context, m *mdns.Msg) (*mdns.Msg, error)
 func (p *Provider) wrap(what string, err error) error {
 	switch {
 	case errors.Is(err, mdns.ErrSig), errors.Is(err, mdns.ErrAuth), errors.Is(err, mdns.ErrTime), errors.Is(err, mdns.ErrKeyAlg):
-		return fmt.Errorf("rfc2136 server %s: %s with TSIG key %s: the answer failed TSIG verification (%v): %w",
+		return fmt.Errorf("rfc2136 server %s: %s with TSIG key %s: the answer failed TSIG verification (%w): %w",
 			p.server, what, dns.Fqdn(p.keyName), err, dns.ErrRefused)
 	case strings.HasPrefix(err.Error(), "rfc2136:"):
 		return err // reading the secret
 	}
-	return fmt.Errorf("rfc2136 server %s: %s: %v: %w", p.server, what, err, dns.ErrUnreachable)
+	return fmt.Errorf("rfc2136 server %s: %s: %w: %w", p.server, what, err, dns.ErrUnreachable)
 }
 
 // refused builds the error for an answer with an error rcode, naming the

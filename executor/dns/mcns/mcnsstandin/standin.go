@@ -160,7 +160,7 @@ func decode(body io.Reader, zone string, needTTL bool) (dns.Record, error) {
 	dec := json.NewDecoder(io.LimitReader(body, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&in); err != nil {
-		return dns.Record{}, fmt.Errorf("body: %v", err)
+		return dns.Record{}, fmt.Errorf("body: %w", err)
 	}
 	if in.Name == nil || in.Type == nil || in.Value == nil {
 		return dns.Record{}, fmt.Errorf("body: name, type and value are required")
