@@ -14,7 +14,7 @@ UNITDIR   ?= /etc/systemd/system
 CONFDIR   ?= /etc/mcp
 
 .PHONY: install reproducible
-.PHONY: all build test test-short vet lint fmt bench bench-micro fuzz clean proto
+.PHONY: all build test test-short vet lint fmt bench bench-micro bench-e2e bench-smoke fuzz clean proto
 
 all: vet lint test build
 
@@ -69,12 +69,21 @@ fmt:
 # Benchmarks (see BENCHMARKS.md): bench runs them all, the end-to-end ones
 # against a private containerd and registry (root; scripts/bench starts and
 # stops them), and saves the raw output under bench/results/. bench-micro
-# runs only the pure Go ones (spec, planner, sync), no root needed.
+# runs only the pure Go ones (spec, planner, sync), no root needed;
+# bench-e2e only the end-to-end ones (package bench). bench-smoke runs
+# every benchmark once with tiny sizes (CI, via .ci/run): it keeps them
+# building and running and measures nothing.
 bench:
 	scripts/bench
 
 bench-micro:
 	scripts/bench micro
+
+bench-e2e:
+	scripts/bench e2e
+
+bench-smoke:
+	scripts/bench smoke
 
 # Long fuzzing: every fuzzer for FUZZTIME, one after the other (go test
 # fuzzes one target at a time; CI runs only the seed corpora). A failure

@@ -186,7 +186,7 @@ func (n *node) waitApplied(ctx context.Context, services int, exited <-chan stru
 	n.b.Helper()
 	head := n.repo.Head().String()
 	c := api.NewClient(n.socket())
-	last := "no answer yet"
+	var last string
 	for {
 		st, err := c.Status(ctx)
 		if err == nil {
@@ -258,22 +258,26 @@ func lsRemote(b *testing.B, r *testenv.Repo) func() time.Duration {
 	}
 }
 
-// portPair returns two consecutive free ports on 127.0.0.1.
-func portPair(b *testing.B) (int, int) {
+// portRange returns count consecutive ports on 127.0.0.1 that were free
+// when checked, as [lo, hi].
+func portRange(b *testing.B, count int) (lo, hi int) {
 	b.Helper()
-	for range 50 {
+next:
+	for range 100 {
 		p := testenv.FreePort(b)
-		if p+1 > 65535 {
+		if p+count-1 > 65535 {
 			continue
 		}
-		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p+1)))
-		if err != nil {
-			continue
+		for q := p + 1; q < p+count; q++ {
+			ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(q)))
+			if err != nil {
+				continue next
+			}
+			ln.Close()
 		}
-		ln.Close()
-		return p, p + 1
+		return p, p + count - 1
 	}
-	b.Fatal("no two consecutive free ports")
+	b.Fatalf("no %d consecutive free ports", count)
 	return 0, 0
 }
 
