@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -177,13 +178,14 @@ func mcpCLI(t *testing.T, args ...string) (string, int) {
 
 // startDaemon runs the agent in daemon mode in-process (supervisor, API,
 // watcher, poll timer) until the test ends, and returns a client of its API
-// once the socket answers.
-func (n *testNode) startDaemon() *api.Client {
+// once the socket answers. Its log also goes to n.logs.
+func (n *testNode) startDaemon(opts ...DaemonOption) *api.Client {
 	n.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
+	log := slog.New(slog.NewTextHandler(io.MultiWriter(testWriter{n.t}, &n.logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	go func() {
-		_, err := Daemon(ctx, n.cfg, testLogger(n.t), false)
+		_, err := Daemon(ctx, n.cfg, log, false, opts...)
 		done <- err
 	}()
 	// Stopped before the test's namespace is cleaned (cleanups run last
