@@ -110,6 +110,9 @@ type GitConfig struct {
 	HTTPPasswordFile string
 	// AllowBackwards applies a branch that moved back to an older commit.
 	AllowBackwards bool
+	// Timeout bounds one fetch from the remote (gitsync.DefaultTimeout
+	// when zero).
+	Timeout Duration
 }
 
 // ContainerdConfig is the [containerd] table.
@@ -560,7 +563,7 @@ func (p *parser) git(t map[string]any, g *GitConfig) {
 		p.errorf("git.url", "is required (the desired-state repository, in a [git] table)")
 		return
 	}
-	p.known(t, pre, "url", "branch", "poll_interval", "ssh_key_file", "known_hosts_file", "http_username", "http_password_file", "allow_backwards")
+	p.known(t, pre, "url", "branch", "poll_interval", "ssh_key_file", "known_hosts_file", "http_username", "http_password_file", "allow_backwards", "timeout")
 	_, hasURL := t["url"]
 	urlOK := p.str(t, pre, "url", &g.URL)
 	p.str(t, pre, "branch", &g.Branch)
@@ -570,6 +573,7 @@ func (p *parser) git(t map[string]any, g *GitConfig) {
 	p.str(t, pre, "http_username", &g.HTTPUsername)
 	p.str(t, pre, "http_password_file", &g.HTTPPasswordFile)
 	p.boolean(t, pre, "allow_backwards", &g.AllowBackwards)
+	p.duration(t, pre, "timeout", &g.Timeout, time.Second, time.Hour)
 
 	b := g.Branch
 	if b == "" || strings.HasPrefix(b, "refs/") || strings.HasPrefix(b, "-") || strings.ContainsAny(b, " \t~^:?*[\\") ||

@@ -180,7 +180,7 @@ func TestParseConfigRules(t *testing.T) {
 		{"poll_interval too short", base + "poll_interval = \"500ms\"\n", []string{`agent.toml: git.poll_interval: 500ms is shorter than the minimum 1s`}},
 		{"poll_interval integer", base + "poll_interval = 30\n", []string{`agent.toml: git.poll_interval: must be a duration string (e.g. "30s", "2m"), not integer 30`}},
 		{"allow_backwards", base + "allow_backwards = true\n", nil},
-		{"git unknown key", base + "pol_interval = \"1m\"\n", []string{`agent.toml: git.pol_interval: unknown key (known in [git]: url, branch, poll_interval, ssh_key_file, known_hosts_file, http_username, http_password_file, allow_backwards)`}},
+		{"git unknown key", base + "pol_interval = \"1m\"\n", []string{`agent.toml: git.pol_interval: unknown key (known in [git]: url, branch, poll_interval, ssh_key_file, known_hosts_file, http_username, http_password_file, allow_backwards, timeout)`}},
 
 		// [containerd]
 		{"containerd ok", base + "[containerd]\naddress = \"/run/c.sock\"\nnamespace = \"mcp.test\"\nstop_grace = \"1h\"\n", nil},

@@ -89,6 +89,7 @@ func Daemon(ctx context.Context, cfg *Config, log *slog.Logger, once bool, opts 
 		HTTPUsername:     cfg.Git.HTTPUsername,
 		HTTPPasswordFile: cfg.Git.HTTPPasswordFile,
 		AllowBackwards:   cfg.Git.AllowBackwards,
+		Timeout:          cfg.Git.Timeout.Duration,
 	}, append(syncOpts, gitsync.WithLogger(log))...)
 	if err != nil {
 		return Outcome{}, fmt.Errorf("%s: %w", cfg.File, err)

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
@@ -44,7 +45,14 @@ type Config struct {
 	// AllowBackwards lets Check accept a branch that moved to an ancestor
 	// of the applied commit (a deliberate rollback by force-push).
 	AllowBackwards bool `toml:"allow_backwards"`
+	// Timeout bounds one Fetch (ref list and pack together): a remote that
+	// accepts connections and never answers fails the poll with
+	// ErrUnreachable instead of holding it forever. DefaultTimeout when 0.
+	Timeout time.Duration `toml:"timeout"`
 }
+
+// DefaultTimeout is Config.Timeout when none is set.
+const DefaultTimeout = 2 * time.Minute
 
 // ConfigError is a configuration mistake; Key is the agent config key.
 type ConfigError struct {

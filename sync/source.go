@@ -280,6 +280,15 @@ func (s *Source) local() (Hash, error) {
 // ref list is transferred. With a Verifier, the commit is verified before
 // it is returned.
 func (s *Source) Fetch(ctx context.Context) (*Revision, error) {
+	// Without a bound a stalled remote would hold the caller (the agent's
+	// loop) forever: neither go-git's HTTP client nor the caller's context
+	// has a deadline.
+	timeout := s.cfg.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	remote, err := s.head(ctx)
 	if err != nil {
 		return nil, remoteError("fetch", s.url, s.cfg.Branch, err)

@@ -458,7 +458,7 @@ func TestRemoteDownThenBack(t *testing.T) {
 			t.Fatal(err)
 		}
 		srv := &http.Server{Handler: handler}
-		go srv.Serve(l)
+		go func() { _ = srv.Serve(l) }() // ends with Close
 		t.Cleanup(func() { srv.Close() })
 		return srv, l.Addr().String()
 	}
@@ -649,5 +649,48 @@ func TestRevisionOffline(t *testing.T) {
 	}
 	if _, err := src.Fetch(ctx); !errors.Is(err, gitsync.ErrRepositoryNotFound) {
 		t.Fatalf("Fetch with the repo gone = %v; want ErrRepositoryNotFound", err)
+	}
+}
+
+// TestFetchTimeout: a caller without a deadline (the agent's loop) is not
+// held forever by a remote that accepts connections and never answers:
+// Config.Timeout ends the fetch with ErrUnreachable.
+func TestFetchTimeout(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c) // held open, never answered
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	src := newSource(t, gitsync.Config{URL: "http://" + l.Addr().String() + "/remote.git", Timeout: 300 * time.Millisecond})
+	done := make(chan error, 1)
+	go func() { _, err := src.Fetch(context.Background()); done <- err }()
+	select {
+	case err := <-done:
+		t.Logf("Fetch: %v", err)
+		if !errors.Is(err, gitsync.ErrUnreachable) {
+			t.Fatalf("Fetch against a stalled server: %v; want ErrUnreachable", err)
+		}
+	case <-time.After(failAfter):
+		t.Fatal("Fetch did not return after its timeout")
 	}
 }
