@@ -320,3 +320,21 @@ func (d *Bind9Daemon) WrongKeyFile(t testing.TB) string {
 // Stop stops named (by PID) and leaves Dir, for tests of a server that went
 // away; cleanup still removes everything.
 func (d *Bind9Daemon) Stop() { d.stop() }
+
+// Start starts named again after Stop, on the same address, with the zones
+// as they were (journal included): a server that comes back.
+func (d *Bind9Daemon) Start(ctx context.Context) error {
+	bin, err := bind9Binary()
+	if err != nil {
+		return err
+	}
+	_, p, err := net.SplitHostPort(d.Addr)
+	if err != nil {
+		return err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return err
+	}
+	return d.start(ctx, bin, port)
+}
