@@ -19,7 +19,7 @@ const MaxConfigSize = 1 << 20
 
 // readConfig reads the file and refuses what would make the TOML decoder
 // spend unbounded memory or time: more than MaxConfigSize bytes, or
-// arrays and inline tables nested deeper than spec.MaxNesting (the
+// keys, arrays and inline tables nested deeper than spec.MaxNesting (the
 // decoder is quadratic in that depth), the same bound the definitions
 // have.
 func readConfig(r io.Reader, name string) ([]byte, error) {
@@ -31,7 +31,7 @@ func readConfig(r io.Reader, name string) ([]byte, error) {
 		return nil, ConfigErrors{{File: name, Message: fmt.Sprintf("is more than %d bytes; an agent configuration is a few KiB (is this the right file?)", MaxConfigSize)}}
 	}
 	if d := spec.NestingDepth(data); d > spec.MaxNesting {
-		return nil, ConfigErrors{{File: name, Message: fmt.Sprintf("arrays and inline tables nest %d deep, more than the limit of %d", d, spec.MaxNesting)}}
+		return nil, ConfigErrors{{File: name, Message: fmt.Sprintf("keys, arrays and inline tables nest %d deep, more than the limit of %d", d, spec.MaxNesting)}}
 	}
 	return data, nil
 }

@@ -237,7 +237,7 @@ func readDefinition(fsys fs.FS, name string, r *report) ([]byte, error) {
 // decode parses a TOML document into a table ready to be checked.
 func decode(r *report, data []byte) (*table, bool) {
 	if d := nestingDepth(data); d > MaxNesting {
-		r.errorf("", "arrays and inline tables nest %d deep, more than the limit of %d", d, MaxNesting)
+		r.errorf("", "keys, arrays and inline tables nest %d deep, more than the limit of %d", d, MaxNesting)
 		return nil, false
 	}
 	var m map[string]any

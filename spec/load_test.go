@@ -380,7 +380,7 @@ func TestInputLimits(t *testing.T) {
 		{
 			name:  "nesting too deep",
 			edit:  func(m fstest.MapFS) { m["services/bad.toml"] = &fstest.MapFile{Data: []byte(deep)} },
-			want:  "services/bad.toml: arrays and inline tables nest 17 deep, more than the limit of 16",
+			want:  "services/bad.toml: keys, arrays and inline tables nest 17 deep, more than the limit of 16",
 			valid: true,
 		},
 		{
