@@ -43,10 +43,14 @@ func TestCertsACMEDNS01Bind9(t *testing.T) {
 	wrongKey := filepath.Join(t.TempDir(), "wrong.secret")
 	secret := make([]byte, 32)
 	rand.Read(secret)
-	os.WriteFile(wrongKey, []byte(base64.StdEncoding.EncodeToString(secret)), 0o600)
+	if err := os.WriteFile(wrongKey, []byte(base64.StdEncoding.EncodeToString(secret)), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	badHMAC := filepath.Join(t.TempDir(), "bad.hmac")
 	rand.Read(secret)
-	os.WriteFile(badHMAC, []byte(base64.RawURLEncoding.EncodeToString(secret)), 0o600)
+	if err := os.WriteFile(badHMAC, []byte(base64.RawURLEncoding.EncodeToString(secret)), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	ca := testenv.Pebble(t, testenv.PebbleConfig{Resolver: named.Addr})
 	client := func(t *testing.T, p dns.Provider, mutate func(*acme.Config)) *acme.Client {
@@ -126,7 +130,7 @@ func TestCertsACMEDNS01Bind9(t *testing.T) {
 	// issuance for a new service (its step fails, nothing is written).
 	snapshot := func() map[string][]byte {
 		m := map[string][]byte{}
-		filepath.WalkDir(env.root, func(p string, d os.DirEntry, err error) error {
+		_ = filepath.WalkDir(env.root, func(p string, d os.DirEntry, err error) error {
 			if err == nil && !d.IsDir() {
 				m[p], _ = os.ReadFile(p)
 			}

@@ -326,7 +326,7 @@ func TestCertsFailedIssuanceFailsStep(t *testing.T) {
 		t.Errorf("failure %q at %s", err, res.Services[0].FailedStep)
 	}
 	// Nothing half-written: no certificate file anywhere under the host root.
-	filepath.WalkDir(env.root, func(p string, d os.DirEntry, err error) error {
+	_ = filepath.WalkDir(env.root, func(p string, d os.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
 			t.Errorf("left behind: %s", p)
 		}
@@ -340,9 +340,15 @@ func TestCertsFailedIssuanceFailsStep(t *testing.T) {
 func TestCertsForeignFilesLeftAlone(t *testing.T) {
 	env := newCertEnv(t, localca.New(t.TempDir()))
 	l4c, l4k, _ := certs.L4Paths("/srv", "web")
-	os.MkdirAll(filepath.Dir(env.path(l4c)), 0o755)
-	os.WriteFile(env.path(l4c), []byte("the operator's own certificate"), 0o644)
-	os.WriteFile(env.path(l4k), []byte("the operator's own key"), 0o600)
+	if err := os.MkdirAll(filepath.Dir(env.path(l4c)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(env.path(l4c), []byte("the operator's own certificate"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(env.path(l4k), []byte("the operator's own key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if res := env.apply(service()); res.Failed() {
 		t.Fatalf("%+v", res.Services)
 	}
@@ -373,7 +379,9 @@ func TestCertsRemoval(t *testing.T) {
 	}
 	// A file of someone else's next to mcp's stays.
 	other := filepath.Join(certs.DefaultProxyCertDir, "other.example.org.pem")
-	os.WriteFile(env.path(other), []byte("x"), 0o644)
+	if err := os.WriteFile(env.path(other), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	if res := env.apply(); res.Failed() {
 		t.Fatalf("%+v", res.Services)
 	}

@@ -40,7 +40,9 @@ func TestHoldForData(t *testing.T) {
 		return "n1", nil
 	}
 	never := func(context.Context, spec.Service, string) (string, error) { return "", nil }
-	broken := func(context.Context, spec.Service, string) (string, error) { return "", errors.New("history unreadable") }
+	broken := func(context.Context, spec.Service, string) (string, error) {
+		return "", errors.New("history unreadable")
+	}
 	tests := []struct {
 		name     string
 		origin   DataOrigin

@@ -78,7 +78,7 @@ func TestProbe(t *testing.T) {
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	hs.SetServingStatus("mcq.v1.Queue", healthpb.HealthCheckResponse_NOT_SERVING)
 	healthpb.RegisterHealthServer(gs, hs)
-	go gs.Serve(ln)
+	go func() { _ = gs.Serve(ln) }() // ends with Stop
 	defer gs.Stop()
 	grpcAddr := ln.Addr().String()
 

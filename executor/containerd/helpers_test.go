@@ -1,7 +1,6 @@
 package containerd
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -230,11 +229,4 @@ func (t *fakeTimer) Stop() bool {
 	was := !t.stopped
 	t.stopped = true
 	return was
-}
-
-// ctxTimeout is t.Context with a deadline, for calls that must not hang.
-func ctxTimeout(t *testing.T, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(t.Context(), d)
-	t.Cleanup(cancel)
-	return ctx
 }

@@ -27,7 +27,7 @@ func TestNetNamespaces(t *testing.T) {
 		go func() {
 			c, err := ln.Accept()
 			if err == nil {
-				io.WriteString(c, "hello from "+nss[1].Name)
+				_, _ = io.WriteString(c, "hello from "+nss[1].Name)
 				c.Close()
 			}
 		}()

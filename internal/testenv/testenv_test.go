@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -56,7 +57,8 @@ func TestRawRunServesImage(t *testing.T) {
 	if len(ctrs) != 0 {
 		t.Fatalf("%d containers left after stop", len(ctrs))
 	}
-	if _, err := http.Get(base + "/"); err == nil {
+	if resp, err := http.Get(base + "/"); err == nil {
+		resp.Body.Close()
 		t.Fatal("server still answers after stop")
 	}
 }
@@ -233,7 +235,8 @@ func TestHelloProgram(t *testing.T) {
 		cmd := exec.Command(bin)
 		cmd.Env = append(os.Environ(), "HELLO_MODE=crash", "PORT="+strconv.Itoa(FreePort(t)))
 		err := cmd.Run()
-		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
 			t.Fatalf("crash mode: %v, want exit status 1", err)
 		}
 	})

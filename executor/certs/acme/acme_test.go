@@ -117,7 +117,9 @@ func TestIssueHTTP01(t *testing.T) {
 	port, _ := strconv.Atoi(strings.TrimPrefix(l.Addr().String(), "127.0.0.1:"))
 	p := testenv.Pebble(t, testenv.PebbleConfig{Resolver: ns.addr, HTTPPort: port})
 	const host = "www.public.test" // in no zone mcp manages
-	ns.Set(context.Background(), "public.test", host, "A", []string{"127.0.0.1"}, 60)
+	if err := ns.Set(context.Background(), "public.test", host, "A", []string{"127.0.0.1"}, 60); err != nil {
+		t.Fatal(err)
+	}
 	c := newClient(t, p, func(c *Config) {
 		c.Zones = []Zone{{Zone: testZone, Challenge: ChallengeDNS01, DNS: ns}}
 		c.HTTP01 = h
@@ -139,7 +141,9 @@ func TestIssueFailures(t *testing.T) {
 	ns := startMemDNS(t)
 	p := testenv.Pebble(t, testenv.PebbleConfig{Resolver: ns.addr})
 	badHMAC := filepath.Join(t.TempDir(), "bad.hmac")
-	os.WriteFile(badHMAC, []byte(base64.RawURLEncoding.EncodeToString([]byte("not the key the CA gave out, 32b"))), 0o600)
+	if err := os.WriteFile(badHMAC, []byte(base64.RawURLEncoding.EncodeToString([]byte("not the key the CA gave out, 32b"))), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	refusing := &memDNS{records: map[string][]dns.Record{}, refuse: true}
 	zone := func(pr dns.Provider) func(*Config) {
 		return func(c *Config) { c.Zones = []Zone{{Zone: testZone, Challenge: ChallengeDNS01, DNS: pr}} }
@@ -217,9 +221,9 @@ type lyingDNS struct {
 }
 
 func (l lyingDNS) Set(ctx context.Context, zone, name, typ string, values []string, ttl int) error {
-	l.memDNS.mu.Lock()
-	l.memDNS.sets++
-	l.memDNS.mu.Unlock()
+	l.mu.Lock()
+	l.sets++
+	l.mu.Unlock()
 	*l.last = values
 	return nil
 }

@@ -38,8 +38,8 @@ func startMemDNS(t *testing.T) *memDNS {
 	}
 	m.addr = l.Addr().String()
 	srv := &mdns.Server{Listener: l, Handler: mdns.HandlerFunc(m.serve)}
-	go srv.ActivateAndServe()
-	t.Cleanup(func() { srv.Shutdown() })
+	go func() { _ = srv.ActivateAndServe() }() // ends with Shutdown
+	t.Cleanup(func() { _ = srv.Shutdown() })
 	return m
 }
 
@@ -63,7 +63,7 @@ func (m *memDNS) serve(w mdns.ResponseWriter, req *mdns.Msg) {
 		}
 		m.mu.Unlock()
 	}
-	w.WriteMsg(resp)
+	_ = w.WriteMsg(resp) // a lost answer is retried by the resolver
 }
 
 func (m *memDNS) List(_ context.Context, zone, name string) ([]dns.Record, error) {
