@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzParseConfig feeds arbitrary files to the configuration parser. It
@@ -23,7 +24,13 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, src string) {
+		start := time.Now()
 		cfg, err := ParseConfig(strings.NewReader(src), "agent.toml")
+		// Bounded input must be handled in bounded time: a stall here
+		// is a node that never starts (so the fuzzer keeps the input).
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("ParseConfig took %v for %d bytes", d, len(src))
+		}
 		_, err2 := ParseConfig(strings.NewReader(src), "agent.toml")
 		if (err == nil) != (err2 == nil) || (err != nil && err.Error() != err2.Error()) {
 			t.Fatalf("two parses differ:\n%v\n---\n%v", err, err2)

@@ -3,6 +3,7 @@ package spec
 import (
 	"testing"
 	"testing/fstest"
+	"time"
 )
 
 // FuzzLoad feeds arbitrary mcp.toml and service files through Load. Besides
@@ -18,9 +19,15 @@ func FuzzLoad(f *testing.F) {
 			"services/a.toml": {Data: a},
 			"services/b.toml": {Data: b},
 		}
+		start := time.Now()
 		repo, err := Load(fsys)
 		if err != nil {
 			t.Fatalf("Load returned an I/O error for in-memory input: %v", err)
+		}
+		// Bounded input must be handled in bounded time: a stall here
+		// stalls every reconcile (so the fuzzer keeps the input).
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("Load took %v for %d+%d+%d bytes", d, len(platform), len(a), len(b))
 		}
 		seen := map[string]int{}
 		for _, s := range repo.Services {
