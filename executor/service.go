@@ -250,20 +250,25 @@ func (e *Executor) ensureRunning(ctx context.Context, cs ContainerSpec) error {
 	if err != nil {
 		return fmt.Errorf("list containers: %w", err)
 	}
-	for _, c := range list {
-		if c.ID != cs.ID {
-			continue
-		}
-		if c.Labels[LabelRuntimeHash] == cs.Labels[LabelRuntimeHash] {
-			if c.Status == StatusRunning {
-				return nil
-			}
+	var existing *Container
+	for i := range list {
+		if list[i].ID == cs.ID {
+			existing = &list[i]
 			break
 		}
-		if err := e.rt.Remove(ctx, c.ID, e.grace); err != nil {
-			return fmt.Errorf("replace container %s: %w", c.ID, err)
+	}
+	if existing != nil && existing.Labels[LabelRuntimeHash] == cs.Labels[LabelRuntimeHash] && existing.Status == StatusRunning {
+		return nil
+	}
+	// Checked before anything is stopped: a refused mount leaves the
+	// running version alone.
+	if err := checkVolumeLinks(e.hostRoot, cs.Service, cs.Volumes); err != nil {
+		return err
+	}
+	if existing != nil && existing.Labels[LabelRuntimeHash] != cs.Labels[LabelRuntimeHash] {
+		if err := e.rt.Remove(ctx, existing.ID, e.grace); err != nil {
+			return fmt.Errorf("replace container %s: %w", existing.ID, err)
 		}
-		break
 	}
 	return e.rt.Start(ctx, cs)
 }
