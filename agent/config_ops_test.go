@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -83,8 +84,8 @@ func TestParseOpsConfigErrors(t *testing.T) {
 			if err == nil {
 				t.Fatal("no error")
 			}
-			errs, ok := err.(ConfigErrors)
-			if !ok {
+			var errs ConfigErrors
+			if !errors.As(err, &errs) {
 				t.Fatalf("error is %T: %v", err, err)
 			}
 			var got []string

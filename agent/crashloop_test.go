@@ -93,7 +93,10 @@ func TestCrashLoopBackedOff(t *testing.T) {
 	t.Cleanup(func() {
 		cancel()
 		select {
-		case <-done:
+		case err := <-done:
+			if err != nil {
+				t.Errorf("daemon: %v", err)
+			}
 		case <-time.After(time.Minute):
 			t.Error("daemon did not stop")
 		}

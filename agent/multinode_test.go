@@ -176,7 +176,7 @@ func (c *clusterNode) front(t *testing.T, service string) {
 					return
 				}
 				defer back.Close()
-				go func() { _, _ = io.Copy(back, conn); back.(*net.TCPConn).CloseWrite() }()
+				go func() { _, _ = io.Copy(back, conn); _ = back.(*net.TCPConn).CloseWrite() }()
 				_, _ = io.Copy(conn, back)
 			})
 		}

@@ -60,7 +60,7 @@ func mcpBinary(t *testing.T) string {
 		cmd := exec.Command(goTool, "build", "-o", path, "./cmd/mcp")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
-			mcpBin.err = fmt.Errorf("go build ./cmd/mcp: %v\n%s", err, out)
+			mcpBin.err = fmt.Errorf("go build ./cmd/mcp: %w\n%s", err, out)
 			return
 		}
 		mcpBin.path = path

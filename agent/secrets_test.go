@@ -32,11 +32,17 @@ func TestSecretStore(t *testing.T) {
 	writeSecret(t, dir, "empty", "")
 	writeSecret(t, dir, "same-as-pw", "hunter2")
 	writeSecret(t, dir, "open", "x")
-	os.Chmod(filepath.Join(dir, "open"), 0o640)
+	if err := os.Chmod(filepath.Join(dir, "open"), 0o640); err != nil {
+		t.Fatal(err)
+	}
 	writeSecret(t, dir, "big", strings.Repeat("x", MaxSecretSize+1))
 	writeSecret(t, dir, "nul", "a\x00b")
-	os.Symlink(filepath.Join(dir, "pw"), filepath.Join(dir, "link"))
-	os.Mkdir(filepath.Join(dir, "sub"), 0o700)
+	if err := os.Symlink(filepath.Join(dir, "pw"), filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "sub"), 0o700); err != nil {
+		t.Fatal(err)
+	}
 	writeSecret(t, dir, ".hidden", "x")
 	writeSecret(t, dir, "Upper", "x")
 

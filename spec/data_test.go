@@ -33,7 +33,7 @@ func TestDataBroken(t *testing.T) {
 	base := "name = \"svc\"\nnode = \"rift\"\nversion = \"v1\"\n%s\n[[components]]\nname = \"a\"\n"
 	tests := []struct{ data, want string }{
 		{"[data]\nmay_start_empty = \"yes\"", `services/svc.toml: data.may_start_empty: must be true or false, not a string`},
-		{"[data]\nmay_start_emtpy = true", `services/svc.toml: data.may_start_emtpy: unknown key (did you mean may_start_empty?); allowed here: may_start_empty`},
+		{"[data]\nmay_start_emtpy = true", `services/svc.toml: data.may_start_emtpy: unknown key (did you mean may_start_empty?); allowed here: may_start_empty`}, //nolint:misspell // the typo is the case
 		{"data = true", `services/svc.toml: data: must be a table, not a boolean`},
 	}
 	for _, tt := range tests {
