@@ -5,7 +5,10 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 # the same source and VERSION give a byte-identical binary (make reproducible).
 LDFLAGS   := -s -w -buildid= -X metacircular.net/mcp/internal/version.Version=$(VERSION)
 BIN       := bin/mcp
-GOLANGCI  ?= golangci-lint
+# golangci-lint: the one on PATH, else the pinned version installed into
+# GOPATH/bin on first use.
+GOLANGCI_VERSION := v2.15.0
+GOLANGCI  ?= $(or $(shell command -v golangci-lint 2>/dev/null),$(shell $(GO) env GOPATH)/bin/golangci-lint)
 
 # make install: DESTDIR for staging (packages), PREFIX for the binary.
 PREFIX    ?= /usr/local
@@ -60,7 +63,7 @@ vet:
 	$(GO) vet ./...
 
 lint:
-	@command -v $(GOLANGCI) >/dev/null 2>&1 || { echo "golangci-lint not installed: go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@latest"; exit 1; }
+	@test -x $(GOLANGCI) || { echo "installing golangci-lint $(GOLANGCI_VERSION)"; $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION); }
 	$(GOLANGCI) run ./...
 
 fmt:
