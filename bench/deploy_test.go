@@ -126,7 +126,7 @@ func pushToServing(b *testing.B, address, registry string, count int) serving {
 	n.repo.Commit(n.services(0, ""), "platform")
 	n.repo.Push()
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	stop := n.startDaemon()
 	defer stop()
@@ -160,7 +160,7 @@ func rawToServing(b *testing.B, c *client.Client, registry string, count int) se
 	}()
 	refs, versions := images(b, registry, "r", count)
 	lo, hi := portRange(b, 2*count)
-	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), ns), 10*time.Minute)
+	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), ns), 5*time.Minute)
 	defer cancel()
 
 	type result struct {

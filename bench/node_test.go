@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -258,18 +259,18 @@ func lsRemote(b *testing.B, r *testenv.Repo) func() time.Duration {
 	}
 }
 
-// portRange returns count consecutive ports on 127.0.0.1 that were free
-// when checked, as [lo, hi].
+// portRange returns count consecutive ports that were free when checked,
+// as [lo, hi]. They are drawn from mcp's default lease range (10000 to
+// 32767), below Linux's ephemeral range: a port in the ephemeral range can
+// be taken at any moment by an outgoing connection (the benchmark's own
+// pollers make hundreds), and a container that cannot bind never serves.
 func portRange(b *testing.B, count int) (lo, hi int) {
 	b.Helper()
 next:
 	for range 100 {
-		p := testenv.FreePort(b)
-		if p+count-1 > 65535 {
-			continue
-		}
-		for q := p + 1; q < p+count; q++ {
-			ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(q)))
+		p := 10000 + rand.IntN(32767-10000-count)
+		for q := p; q < p+count; q++ {
+			ln, err := net.Listen("tcp", ":"+strconv.Itoa(q))
 			if err != nil {
 				continue next
 			}
