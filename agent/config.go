@@ -702,29 +702,34 @@ func (p *parser) ports(t map[string]any, r *PortRange) {
 	}
 }
 
-func (p *parser) registries(raw map[string]any) []Registry {
-	v, ok := raw["registries"]
-	if !ok {
-		return nil
-	}
-	var tables []map[string]any
+// tableArray reads an array of tables ([[key]]) at key: `key = []` and
+// arrays whose items are tables are accepted, anything else is an error
+// naming the key (and the item).
+func (p *parser) tableArray(key string, v any) []map[string]any {
 	switch v := v.(type) {
+	case nil:
+		return nil
 	case []map[string]any:
-		tables = v
+		return v
 	case []any:
-		// `registries = []`, or an array whose items are checked below.
+		var tables []map[string]any
 		for i, item := range v {
 			t, ok := item.(map[string]any)
 			if !ok {
-				p.errorf(fmt.Sprintf("registries[%d]", i), "must be a table, not %s", typeName(item))
+				p.errorf(fmt.Sprintf("%s[%d]", key, i), "must be a table ([[%s]]), not %s", key, typeName(item))
 				continue
 			}
 			tables = append(tables, t)
 		}
+		return tables
 	default:
-		p.errorf("registries", "must be an array of tables ([[registries]]), not %s", typeName(v))
+		p.errorf(key, "must be an array of tables ([[%s]]), not %s", key, typeName(v))
 		return nil
 	}
+}
+
+func (p *parser) registries(raw map[string]any) []Registry {
+	tables := p.tableArray("registries", raw["registries"])
 	var regs []Registry
 	seen := map[string]int{}
 	for i, t := range tables {
@@ -823,6 +828,25 @@ func (p *parser) logs(t map[string]any, l *LogsConfig) {
 	}
 }
 
+// fileProblem says what is wrong with a file the configuration names
+// (missing, unreadable, not a regular file), or "" when nothing is or no
+// file is named.
+func fileProblem(path string) string {
+	if path == "" {
+		return ""
+	}
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return path + " does not exist"
+	case err != nil:
+		return err.Error()
+	case !fi.Mode().IsRegular():
+		return path + " is not a regular file"
+	}
+	return ""
+}
+
 // checkHost checks what the configuration refers to on this machine, so a
 // typo fails at start rather than at the first fetch or pull.
 func (c *Config) checkHost() ConfigErrors {
@@ -839,17 +863,8 @@ func (c *Config) checkHost() ConfigErrors {
 		files = append(files, struct{ key, path string }{fmt.Sprintf("registries[%d].password_file", i), r.PasswordFile})
 	}
 	for _, f := range files {
-		if f.path == "" {
-			continue
-		}
-		fi, err := os.Stat(f.path)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			add(f.key, "%s does not exist", f.path)
-		case err != nil:
-			add(f.key, "%v", err)
-		case !fi.Mode().IsRegular():
-			add(f.key, "%s is not a regular file", f.path)
+		if msg := fileProblem(f.path); msg != "" {
+			add(f.key, "%s", msg)
 		}
 	}
 	if g := c.API.Group; g != "" {

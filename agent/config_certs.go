@@ -185,23 +185,8 @@ func (p *parser) certTables(raw map[string]any, c *Config) {
 		p.listenAddr("acme.http01_listen", a.HTTP01Listen)
 	}
 	p.duration(t, pre, "propagation_timeout", &a.PropagationTimeout, time.Second, time.Hour)
-	switch zs := t["zones"].(type) {
-	case nil:
-	case []map[string]any:
-		for i, z := range zs {
-			p.acmeZone(fmt.Sprintf("acme.zones[%d]", i), z, a)
-		}
-	case []any:
-		for i, e := range zs {
-			z, ok := e.(map[string]any)
-			if !ok {
-				p.errorf(fmt.Sprintf("acme.zones[%d]", i), "must be a table ([[acme.zones]]), not %s", typeName(e))
-				continue
-			}
-			p.acmeZone(fmt.Sprintf("acme.zones[%d]", i), z, a)
-		}
-	default:
-		p.errorf("acme.zones", "must be an array of tables ([[acme.zones]]), not %s", typeName(zs))
+	for i, z := range p.tableArray("acme.zones", t["zones"]) {
+		p.acmeZone(fmt.Sprintf("acme.zones[%d]", i), z, a)
 	}
 	for i, z := range a.Zones {
 		if z.Challenge == acme.ChallengeHTTP01 && a.HTTP01Listen == "" {

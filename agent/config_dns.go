@@ -66,27 +66,7 @@ var dnsKeys = map[string][]string{
 
 // dns parses the [[dns]] array of tables.
 func (p *parser) dns(raw map[string]any) []DNSZone {
-	v, ok := raw["dns"]
-	if !ok {
-		return nil
-	}
-	var tables []map[string]any
-	switch v := v.(type) {
-	case []map[string]any:
-		tables = v
-	case []any:
-		for i, item := range v {
-			t, ok := item.(map[string]any)
-			if !ok {
-				p.errorf(fmt.Sprintf("dns[%d]", i), "must be a table, not %s", typeName(item))
-				continue
-			}
-			tables = append(tables, t)
-		}
-	default:
-		p.errorf("dns", "must be an array of tables ([[dns]]), not %s", typeName(v))
-		return nil
-	}
+	tables := p.tableArray("dns", raw["dns"])
 	var zones []DNSZone
 	seen := map[string]int{}
 	for i, t := range tables {

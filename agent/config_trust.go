@@ -1,9 +1,7 @@
 package agent
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"slices"
 	"time"
@@ -158,17 +156,8 @@ func (c *Config) checkTrustHost() ConfigErrors {
 		{"trust.keyring_file", c.Trust.KeyringFile},
 		{"status.signing_key_file", c.Status.SigningKeyFile},
 	} {
-		if f.path == "" {
-			continue
-		}
-		fi, err := os.Stat(f.path)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			add(f.key, "%s does not exist", f.path)
-		case err != nil:
-			add(f.key, "%v", err)
-		case !fi.Mode().IsRegular():
-			add(f.key, "%s is not a regular file", f.path)
+		if msg := fileProblem(f.path); msg != "" {
+			add(f.key, "%s", msg)
 		}
 	}
 	if d := c.Secrets.Dir; d != "" {

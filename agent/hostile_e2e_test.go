@@ -10,6 +10,7 @@ import (
 	"metacircular.net/mcp/api"
 	"metacircular.net/mcp/internal/hostile"
 	"metacircular.net/mcp/internal/testenv"
+	"metacircular.net/mcp/spec"
 )
 
 // The hostile-input corpus, end to end: a node runs the valid service
@@ -31,7 +32,7 @@ func TestHostileCorpusLeavesGoodRunning(t *testing.T) {
 	}
 	// good as in the corpus, with an image the test registry holds.
 	good := strings.Replace(service("good", img), `node = "n1"`, `node = "rift"`, 1)
-	n.push(map[string]string{"mcp.toml": string(base), "services/good.toml": good}, "good")
+	n.push(map[string]string{"mcp.toml": strings.ReplaceAll(string(base), corpusRegistry, localRegistry), "services/good.toml": good}, "good")
 	wantResult(t, n.once(), ResultOK)
 	before := n.snapshot()
 	goodPID := n.containers()["good.good.a"].PID
@@ -48,6 +49,7 @@ func TestHostileCorpusLeavesGoodRunning(t *testing.T) {
 			defer func() { n.t = parent }()
 			replaceTree(t, n.repo, func(dir string) bool {
 				dirOnly := hostile.Materialise(t, corpus, name, dir)
+				keepPullsLocal(t, dir)
 				if _, err := os.Lstat(filepath.Join(dir, "services", "good.toml")); err == nil {
 					// Same definition as deployed: only the case differs.
 					if err := os.WriteFile(filepath.Join(dir, "services", "good.toml"), []byte(good), 0o644); err != nil {
@@ -72,6 +74,7 @@ func TestHostileCorpusLeavesGoodRunning(t *testing.T) {
 			}
 			for _, line := range strings.Split(strings.TrimSpace(string(want)), "\n") {
 				line = strings.TrimPrefix(line, "load error: ")
+				line = strings.ReplaceAll(line, corpusRegistry, localRegistry)
 				if !strings.Contains(got.String(), line) {
 					t.Errorf("the outcome does not carry %q\noutcome:\n%s", line, got.String())
 				}
@@ -143,4 +146,39 @@ func replaceTree(t *testing.T, r *testenv.Repo, fill func(dir string) bool, msg 
 	testenv.Git(t, r.Work, "add", "-A")
 	testenv.Git(t, r.Work, "commit", "--quiet", "--allow-empty", "--no-verify", "-m", msg)
 	r.Push()
+}
+
+// The corpus's image registry, and the loopback address the end-to-end
+// test puts in its place: a valid service next to a hostile one is
+// deployed, and its pull must fail on this machine (connection refused)
+// instead of looking the corpus's host up in the outside world's DNS.
+const (
+	corpusRegistry = "registry.example.org"
+	localRegistry  = "127.0.0.1:9"
+)
+
+// keepPullsLocal rewrites the registry host in the case's regular files;
+// links, special files and files too big to load are left as the case
+// made them.
+func keepPullsLocal(t *testing.T, dir string) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() || strings.Contains(p, string(filepath.Separator)+".git"+string(filepath.Separator)) {
+			return err
+		}
+		if fi, err := d.Info(); err != nil || fi.Size() > spec.MaxFileSize {
+			return err // too big to be accepted: never deploys, and its size is the case
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if nb := strings.ReplaceAll(string(b), corpusRegistry, localRegistry); nb != string(b) {
+			return os.WriteFile(p, []byte(nb), 0o644)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("rewrite the corpus's registry: %v", err)
+	}
 }
