@@ -156,16 +156,38 @@ func (a *Agent) quarantineFailures(ctx context.Context, out *Outcome) {
 			continue
 		}
 		var se *executor.StepError
-		pull := errors.As(s.Err, &se) && se.Step.Kind == planner.KindImage
-		if pull && out.Started.Sub(first) < a.cfg.Quarantine.Deadline() {
+		var kind planner.Kind
+		if errors.As(s.Err, &se) {
+			kind = se.Step.Kind
+		}
+		if outsideTheDefinition(kind) && out.Started.Sub(first) < a.cfg.Quarantine.Deadline() {
 			continue
 		}
 		reason := fmt.Sprintf("failed %d times in a row: %v", n, s.Err)
-		if pull {
+		switch {
+		case kind == planner.KindImage:
 			reason = fmt.Sprintf("image still unavailable %s after the first failure: %v", out.Started.Sub(first).Round(time.Second), s.Err)
+		case outsideTheDefinition(kind):
+			reason = fmt.Sprintf("%s step still failing %s after the first failure: %v", kind, out.Started.Sub(first).Round(time.Second), s.Err)
 		}
 		a.quarantine(ctx, registry.Quarantine{Service: s.Service, SpecHash: hash, Reason: reason, Commit: out.Commit, Failures: n})
 	}
+}
+
+// outsideTheDefinition reports whether a failed step of this kind is most
+// likely the fault of a component outside the service's definition: the
+// image registry (a pull), the proxy (a route), the CA (a certificate) or
+// the DNS server (a record). Such failures are temporary for
+// quarantine.image_deadline: quarantining the definition after three quick
+// reconciles would leave the service undeployed after the component came
+// back, until someone pushed or ran mcp retry, though nothing was wrong
+// with it.
+func outsideTheDefinition(k planner.Kind) bool {
+	switch k {
+	case planner.KindImage, planner.KindRoute, planner.KindCert, planner.KindRecord:
+		return true
+	}
+	return false
 }
 
 func outcomeOf(h registry.HistoryRecord, service string) (registry.ServiceOutcome, bool) {
