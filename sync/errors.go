@@ -73,6 +73,11 @@ func classify(err error) error {
 	switch {
 	case errors.Is(err, context.Canceled):
 		return nil
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT), errors.Is(err, syscall.EROFS):
+		// Writing the fetched pack into the local cache failed: the remote
+		// is fine, and calling it unreachable would send the operator to
+		// the wrong machine.
+		return nil
 	case errors.As(err, &keyErr), errors.As(err, &revoked):
 		return ErrHostKey
 	case errors.Is(err, transport.ErrAuthenticationRequired),
