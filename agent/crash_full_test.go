@@ -64,16 +64,20 @@ func fullPhases(n *fullNode, apiV1, webV1, apiV2, webV2 string) []fullPhase {
 	}
 	return []fullPhase{
 		{
-			name:    "create",
-			change:  func(n *fullNode) { n.push(map[string]string{"services/web.toml": n.routedService(apiV1, webV1)}, "add web") },
+			name: "create",
+			change: func(n *fullNode) {
+				n.push(map[string]string{"services/web.toml": n.routedService(apiV1, webV1)}, "add web")
+			},
 			want:    withWeb("a", "web/api/pass/a", "web/web/default/a"),
 			version: "v1",
 		},
 		{
 			// Blue-green: slot b is started, waited for, the routes move to
 			// it, slot a goes; each route keeps its pair of leases.
-			name:   "update",
-			change: func(n *fullNode) { n.push(map[string]string{"services/web.toml": n.routedService(apiV2, webV2)}, "web v2") },
+			name: "update",
+			change: func(n *fullNode) {
+				n.push(map[string]string{"services/web.toml": n.routedService(apiV2, webV2)}, "web v2")
+			},
 			want: withWeb("b", "web/api/pass/a", "web/api/pass/b",
 				"web/web/default/a", "web/web/default/b"),
 			version: "v2",

@@ -3,9 +3,11 @@ package agent
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -30,7 +32,12 @@ type midPlanFault struct {
 	// the fault may stop. setup runs once the node exists and returns
 	// inject and clear.
 	containerd bool
-	setup      func(t *testing.T, n *fullNode, d *testenv.ContainerdDaemon) (inject, clear func())
+	// acme: the node's certificates come from pebble (ACME, DNS-01 through
+	// the node's bind9) behind ca, which the fault may take down.
+	acme  bool
+	setup func(t *testing.T, n *fullNode, d *testenv.ContainerdDaemon) (inject, clear func())
+	// setupCA replaces setup for acme faults.
+	setupCA func(t *testing.T, ca *switchedTCP) (inject, clear func())
 	// wantErr are words of web's error: the component and what it said.
 	wantErr []string
 	// viaProxy: keep is checked through haproxy while the fault lasts
@@ -52,6 +59,16 @@ func midPlanFaults() []midPlanFault {
 				}
 			},
 			wantErr:  []string{"containerd"},
+			viaProxy: true,
+		},
+		{
+			name:  "ACME CA down",
+			after: "web/web/image",
+			acme:  true,
+			setupCA: func(t *testing.T, ca *switchedTCP) (func(), func()) {
+				return ca.down, ca.up
+			},
+			wantErr:  []string{"cert", "acme"},
 			viaProxy: true,
 		},
 		{
@@ -143,8 +160,38 @@ func TestFaultMidPlan(t *testing.T) {
 				d = testenv.StartContainerd(t)
 				opts = append(opts, withContainerd(d.Address))
 			}
-			n := newFullNode(t, opts...)
-			inject, clear := f.setup(t, n, d)
+			var ca *switchedTCP
+			var more func(*testenv.Bind9Daemon) []nodeOption
+			if f.acme {
+				more = func(named *testenv.Bind9Daemon) []nodeOption {
+					pebble := testenv.Pebble(t, testenv.PebbleConfig{Resolver: named.Addr})
+					ca = startSwitchedTCP(t, strings.SplitN(pebble.DirectoryURL, "/", 4)[2])
+					dir := strings.Replace(pebble.DirectoryURL, strings.SplitN(pebble.DirectoryURL, "/", 4)[2], ca.addr, 1)
+					return []nodeOption{withConfig(fmt.Sprintf(`
+[certs]
+issuer = "acme"
+
+[acme]
+directory_url = %q
+eab_key_id = %q
+eab_hmac_file = %q
+ca_file = %q
+propagation_timeout = "20s"
+
+[[acme.zones]]
+zone = %q
+challenge = "dns-01"
+nameserver = %q
+`, dir, pebble.EABKeyID, pebble.EABHMACFile, pebble.TLSCAFile, svcZone, named.Addr))}
+				}
+			}
+			n := newFullNodeWith(t, more, opts...)
+			var inject, clear func()
+			if f.acme {
+				inject, clear = f.setupCA(t, ca)
+			} else {
+				inject, clear = f.setup(t, n, d)
+			}
 			img := testenv.TestImage(t, n.registry, testenv.UniqueRepo("midplan/keep"), "v1")
 			apiImg := testenv.TestImage(t, n.registry, testenv.UniqueRepo("midplan/api"), "v1")
 			webImg := testenv.TestImage(t, n.registry, testenv.UniqueRepo("midplan/web"), "v1")
@@ -296,4 +343,93 @@ func (n *fullNode) planFullVia(t *testing.T, c *api.Client) *planner.Plan {
 		t.Fatalf("load repo: %v", err)
 	}
 	return planner.Compute(planner.InputFor(repo, n.cfg.Node, snap.Snapshot, snap.Features, n.cfg.AllowRemoveAll))
+}
+
+// switchedTCP forwards a loopback port to a server and can go down
+// (the listener closes: connections are refused, open ones are cut) and
+// come back on the same address: a server that is stopped and started.
+type switchedTCP struct {
+	t      *testing.T
+	addr   string
+	target string
+
+	mu    sync.Mutex
+	ln    net.Listener
+	conns map[net.Conn]bool
+}
+
+func startSwitchedTCP(t *testing.T, target string) *switchedTCP {
+	t.Helper()
+	s := &switchedTCP{t: t, target: target, conns: map[net.Conn]bool{}}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.addr = ln.Addr().String()
+	s.serve(ln)
+	t.Cleanup(s.down)
+	return s
+}
+
+func (s *switchedTCP) serve(ln net.Listener) {
+	s.mu.Lock()
+	s.ln = ln
+	s.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go s.forward(c)
+		}
+	}()
+}
+
+func (s *switchedTCP) forward(c net.Conn) {
+	b, err := net.Dial("tcp", s.target)
+	if err != nil {
+		c.Close()
+		return
+	}
+	s.mu.Lock()
+	if s.ln == nil {
+		s.mu.Unlock()
+		c.Close()
+		b.Close()
+		return
+	}
+	s.conns[c], s.conns[b] = true, true
+	s.mu.Unlock()
+	done := make(chan struct{}, 2)
+	go func() { _, _ = io.Copy(b, c); done <- struct{}{} }()
+	go func() { _, _ = io.Copy(c, b); done <- struct{}{} }()
+	<-done
+	c.Close()
+	b.Close()
+	s.mu.Lock()
+	delete(s.conns, c)
+	delete(s.conns, b)
+	s.mu.Unlock()
+}
+
+func (s *switchedTCP) down() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ln != nil {
+		s.ln.Close()
+		s.ln = nil
+	}
+	for c := range s.conns {
+		c.Close()
+	}
+}
+
+func (s *switchedTCP) up() {
+	s.t.Helper()
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		s.t.Fatalf("listen again on %s: %v", s.addr, err)
+	}
+	s.serve(ln)
 }

@@ -35,7 +35,17 @@ type fullNode struct {
 
 func newFullNode(t *testing.T, opts ...nodeOption) *fullNode {
 	t.Helper()
+	return newFullNodeWith(t, nil, opts...)
+}
+
+// newFullNodeWith is newFullNode with more configuration that needs the
+// node's bind9 (an ACME CA validating through it, say).
+func newFullNodeWith(t *testing.T, more func(named *testenv.Bind9Daemon) []nodeOption, opts ...nodeOption) *fullNode {
+	t.Helper()
 	named := testenv.StartBind9(t, svcZone)
+	if more != nil {
+		opts = append(opts, more(named)...)
+	}
 	good, err := os.ReadFile(named.KeyFile)
 	if err != nil {
 		t.Fatal(err)
