@@ -17,6 +17,7 @@ UNITDIR   ?= /etc/systemd/system
 CONFDIR   ?= /etc/mcp
 
 .PHONY: install reproducible
+.PHONY: crash-walk-long
 .PHONY: all build test test-short vet lint fmt bench bench-micro bench-e2e bench-smoke fuzz clean proto
 
 all: vet lint test build
@@ -99,6 +100,13 @@ fuzz:
 		echo "== $$name (./$$pkg, $(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$pkg || exit 1; \
 	done
+
+# The long crash walk (docs/testing.md): the routed service's create,
+# update and removal plans walked twice, the agent killed after each step
+# (as in CI) and then killed from outside inside each step. Root and the
+# services .ci/run starts.
+crash-walk-long:
+	MCP_TEST_LONG=1 $(GO) test -count=1 -timeout 60m -run '^Test(Crash|Kill)WalkRoutedService$$' -v ./agent
 
 clean:
 	rm -rf bin

@@ -3,6 +3,7 @@ package agent
 import (
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"testing"
 
@@ -114,6 +115,23 @@ func sorted(lists ...[]string) []string {
 // the state a fresh node would be brought to, at a fraction of the cost.
 // -short walks k = 1, the middle step and the last one.
 func TestCrashWalkRoutedService(t *testing.T) {
+	walkRoutedService(t, "injection", func(cr *crashRun, k int) { cr.crashAfter(k) })
+}
+
+// The long version (make crash-walk-long, MCP_TEST_LONG=1): the same walk,
+// but the agent is killed from outside (SIGKILL) as soon as its log says
+// step k began, so the kill lands inside the step (a lease being written,
+// a certificate being issued, a route or record being set).
+func TestKillWalkRoutedService(t *testing.T) {
+	if os.Getenv("MCP_TEST_LONG") != "1" {
+		t.Skip("long: make crash-walk-long (MCP_TEST_LONG=1)")
+	}
+	walkRoutedService(t, "kill", func(cr *crashRun, k int) { cr.killDuringStep(k, "--once") })
+}
+
+// walkRoutedService runs the walk, interrupting the agent at each point
+// with interrupt.
+func walkRoutedService(t *testing.T, what string, interrupt func(cr *crashRun, k int)) {
 	n := newFullNode(t)
 	keepImg := testenv.TestImage(t, n.registry, testenv.UniqueRepo("crashwalk/keep"), "v1")
 	api, web := testenv.UniqueRepo("crashwalk/api"), testenv.UniqueRepo("crashwalk/web")
@@ -155,7 +173,7 @@ func TestCrashWalkRoutedService(t *testing.T) {
 				continue
 			}
 			cr := &crashRun{t: t, n: n.testNode}
-			cr.crashAfter(k)
+			interrupt(cr, k)
 			afterCrash := listContainers(t, rt)
 			n.recoverOnce()
 			n.checkConverged(t, name, ph, rt, afterCrash, keepPID)
@@ -167,10 +185,10 @@ func TestCrashWalkRoutedService(t *testing.T) {
 	}
 	total := 0
 	for i, ph := range phases {
-		t.Logf("%s plan: %d of %d injection points covered", ph.name, covered[i], steps[i])
+		t.Logf("%s plan: %d of %d %s points covered", ph.name, covered[i], steps[i], what)
 		total += covered[i]
 	}
-	t.Logf("injection points covered: %d", total)
+	t.Logf("%s points covered: %d", what, total)
 }
 
 // shortWalk is the -short subset of a plan's injection points.
