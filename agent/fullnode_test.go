@@ -203,7 +203,7 @@ func (n *fullNode) observe() nodeState {
 	for _, root := range []string{n.hostRoot, filepath.Join(n.cfg.StateDir, "certs")} {
 		_ = filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
-				return nil
+				return nil //nolint:nilerr // an unreadable entry is simply not listed
 			}
 			rel, _ := filepath.Rel(n.dir, p)
 			if strings.HasSuffix(p, ".pem") || strings.HasSuffix(p, ".key") {
