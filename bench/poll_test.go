@@ -85,9 +85,8 @@ func BenchmarkPollReconcile(b *testing.B) {
 				if err != nil || res.Reconcile.Steps != 0 || res.Reconcile.Result != "ok" {
 					b.Fatalf("sync: %v, %+v", err, res.Reconcile)
 				}
-				// The reply's outcome carries no Finished time (the agent
-				// sets it after the reconcile returns its copy), so the
-				// duration comes from the status, outside the timing.
+				// The reconcile's own duration comes from the status
+				// (last_reconcile), read outside the timing.
 				st, err := c.Status(ctx)
 				if err != nil || st.LastReconcile.Started.IsZero() || st.LastReconcile.Finished.IsZero() {
 					b.Fatalf("status: %v, %+v", err, st.LastReconcile)
