@@ -133,8 +133,15 @@ func (h *HAProxyDaemon) stopLocked() {
 		_ = syscall.Kill(-pid, syscall.SIGKILL) // its own group: master and workers
 		<-h.done
 	}
-	// A worker that outlived its master would keep the ports.
+	// A worker that outlived its master would keep the ports: kill the
+	// group and wait until it is gone (signals are asynchronous), so that
+	// a stopped haproxy really holds nothing.
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if err := syscall.Kill(-pid, 0); errors.Is(err, syscall.ESRCH) {
+			break
+		}
+	}
 	h.cmd = nil
 	_ = os.Remove(h.AdminSocket)
 	_ = os.Remove(h.MasterSocket)
