@@ -8,8 +8,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -73,6 +75,9 @@ func TestUpPushDown(t *testing.T) {
 			_ = stopPID(context.Background(), pid, 10*time.Second)
 		}
 		_ = stopHAProxy(context.Background(), s)
+		// Backstop: the pid files live in the state dir, which Down
+		// removes; anything still running from this test's directory goes.
+		killUnder(t, tmp)
 		if t.Failed() {
 			t.Logf("demo output:\n%s\nagent log:\n%s\nhaproxy log:\n%s", out.String(), tail(s.AgentLog(), 40), tail(s.HAProxyLog(), 20))
 		}
@@ -230,4 +235,46 @@ func TestUpPushDown(t *testing.T) {
 func pidAlive(pid int) bool {
 	_, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
 	return err == nil && !isZombie(pid)
+}
+
+// killUnder SIGKILLs every process whose command line names a path under
+// dir (the test's own agent and haproxy), after giving them a few seconds
+// to finish exiting, and says so: a leftover is a bug in the code under
+// test, reported without leaving the process behind.
+func killUnder(t *testing.T, dir string) {
+	t.Helper()
+	var left []int
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		left = processesUnder(dir)
+		if len(left) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, pid := range left {
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+		t.Errorf("process %d (%s) outlived the demo's teardown; killed", pid, bytes.ReplaceAll(cmdline, []byte{0}, []byte{' '}))
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// processesUnder lists the live processes whose command line names a path
+// under dir.
+func processesUnder(dir string) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || !bytes.Contains(cmdline, []byte(dir+"/")) || isZombie(pid) {
+			continue
+		}
+		pids = append(pids, pid)
+	}
+	return pids
 }
