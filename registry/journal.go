@@ -266,24 +266,12 @@ func (r *Registry) JournalFinish(ctx context.Context, seq uint64, o Outcome) err
 
 // JournalOpen returns the entries in flight (begun, not finished).
 func (r *Registry) JournalOpen(ctx context.Context) ([]Entry, error) {
-	var out []Entry
-	err := r.View(ctx, func(tx *Tx) error {
-		var err error
-		out, err = tx.JournalOpen()
-		return err
-	})
-	return out, err
+	return viewValue(ctx, r, func(tx *Tx) ([]Entry, error) { return tx.JournalOpen() })
 }
 
 // Journal returns every entry kept, oldest first.
 func (r *Registry) Journal(ctx context.Context) ([]Entry, error) {
-	var out []Entry
-	err := r.View(ctx, func(tx *Tx) error {
-		var err error
-		out, err = tx.Journal()
-		return err
-	})
-	return out, err
+	return viewValue(ctx, r, func(tx *Tx) ([]Entry, error) { return tx.Journal() })
 }
 
 // JournalClear removes one entry.

@@ -376,13 +376,7 @@ func (r *Registry) PutQuarantine(ctx context.Context, q Quarantine) error {
 
 // QuarantineList returns every quarantined definition.
 func (r *Registry) QuarantineList(ctx context.Context) ([]Quarantine, error) {
-	var out []Quarantine
-	err := r.View(ctx, func(tx *Tx) error {
-		var err error
-		out, err = tx.QuarantineList()
-		return err
-	})
-	return out, err
+	return viewValue(ctx, r, func(tx *Tx) ([]Quarantine, error) { return tx.QuarantineList() })
 }
 
 // DeleteQuarantine lifts one quarantined definition.
@@ -403,13 +397,7 @@ func (r *Registry) AppendHistory(ctx context.Context, h HistoryRecord) (uint64, 
 
 // History returns the kept reconciles, oldest first.
 func (r *Registry) History(ctx context.Context) ([]HistoryRecord, error) {
-	var out []HistoryRecord
-	err := r.View(ctx, func(tx *Tx) error {
-		var err error
-		out, err = tx.History()
-		return err
-	})
-	return out, err
+	return viewValue(ctx, r, func(tx *Tx) ([]HistoryRecord, error) { return tx.History() })
 }
 
 // AppendEvent records an event.
@@ -425,11 +413,5 @@ func (r *Registry) AppendEvent(ctx context.Context, e Event) (uint64, error) {
 
 // Events returns the kept events after a sequence number.
 func (r *Registry) Events(ctx context.Context, after uint64) ([]Event, error) {
-	var out []Event
-	err := r.View(ctx, func(tx *Tx) error {
-		var err error
-		out, err = tx.Events(after)
-		return err
-	})
-	return out, err
+	return viewValue(ctx, r, func(tx *Tx) ([]Event, error) { return tx.Events(after) })
 }

@@ -252,13 +252,19 @@ func (r *Registry) Update(ctx context.Context, fn func(tx *Tx) error) error {
 	})
 }
 
-// Snapshot reads the whole recorded state in one consistent transaction.
-func (r *Registry) Snapshot(ctx context.Context) (Snapshot, error) {
-	var s Snapshot
+// viewValue reads one value in a read transaction: the shape of every
+// single-value getter on Registry.
+func viewValue[T any](ctx context.Context, r *Registry, read func(tx *Tx) (T, error)) (T, error) {
+	var v T
 	err := r.View(ctx, func(tx *Tx) error {
 		var err error
-		s, err = tx.Snapshot()
+		v, err = read(tx)
 		return err
 	})
-	return s, err
+	return v, err
+}
+
+// Snapshot reads the whole recorded state in one consistent transaction.
+func (r *Registry) Snapshot(ctx context.Context) (Snapshot, error) {
+	return viewValue(ctx, r, func(tx *Tx) (Snapshot, error) { return tx.Snapshot() })
 }

@@ -409,13 +409,7 @@ func (r *Registry) DeleteDeployed(ctx context.Context, name string) error {
 
 // Leases returns every lease sorted by key.
 func (r *Registry) Leases(ctx context.Context) ([]Lease, error) {
-	var out []Lease
-	err := r.View(ctx, func(tx *Tx) error {
-		var err error
-		out, err = tx.Leases()
-		return err
-	})
-	return out, err
+	return viewValue(ctx, r, func(tx *Tx) ([]Lease, error) { return tx.Leases() })
 }
 
 // PutLease records a lease (see Tx.PutLease).
@@ -430,13 +424,7 @@ func (r *Registry) DeleteLease(ctx context.Context, key string) error {
 
 // AppliedCommit is the commit last applied in full.
 func (r *Registry) AppliedCommit(ctx context.Context) (string, error) {
-	var c string
-	err := r.View(ctx, func(tx *Tx) error {
-		var err error
-		c, err = tx.AppliedCommit()
-		return err
-	})
-	return c, err
+	return viewValue(ctx, r, func(tx *Tx) (string, error) { return tx.AppliedCommit() })
 }
 
 // SetAppliedCommit moves the applied pointer (after success only).
@@ -446,13 +434,7 @@ func (r *Registry) SetAppliedCommit(ctx context.Context, commit string) error {
 
 // Node is the node name recorded in the file.
 func (r *Registry) Node(ctx context.Context) (string, error) {
-	var n string
-	err := r.View(ctx, func(tx *Tx) error {
-		var err error
-		n, err = tx.Node()
-		return err
-	})
-	return n, err
+	return viewValue(ctx, r, func(tx *Tx) (string, error) { return tx.Node() })
 }
 
 // SetNode records the node name.
