@@ -16,6 +16,7 @@ import (
 	"metacircular.net/mcp/metrics"
 	"metacircular.net/mcp/planner"
 	"metacircular.net/mcp/registry"
+	"metacircular.net/mcp/spec"
 	gitsync "metacircular.net/mcp/sync"
 )
 
@@ -63,8 +64,12 @@ type Agent struct {
 	rev           *gitsync.Revision
 	fetchFailures int
 
-	mu       gosync.Mutex
-	last     Outcome
+	mu   gosync.Mutex
+	last Outcome
+	// invalid is the invalid definitions of the last reconcile that read
+	// the repository: one that failed before it (a refused commit, the
+	// registry unreadable) says nothing new about them.
+	invalid  []spec.Invalid
 	failures map[string]string      // service → last error
 	restarts map[string]restartInfo // container ID → supervisor's report
 	started  time.Time

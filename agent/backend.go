@@ -42,7 +42,7 @@ func (a *Agent) Status(ctx context.Context) (api.Status, error) {
 		running[c.ID] = c
 	}
 	a.mu.Lock()
-	last := a.last
+	last, lastInvalid := a.last, a.invalid
 	failures := maps.Clone(a.failures)
 	restarts := maps.Clone(a.restarts)
 	a.mu.Unlock()
@@ -56,7 +56,7 @@ func (a *Agent) Status(ctx context.Context) (api.Status, error) {
 		RuntimeError:  runtimeErr,
 	}
 	invalid := map[string]spec.Invalid{}
-	for _, inv := range last.Invalid {
+	for _, inv := range lastInvalid {
 		invalid[inv.Name] = inv
 	}
 	names := map[string]bool{}

@@ -174,14 +174,45 @@ func (n *testNode) remove(paths []string, msg string) {
 }
 
 func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return slog.New(slog.NewTextHandler(testWriter(t), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-type testWriter struct{ t *testing.T }
+// testLogs holds each running test's agent log.
+var testLogs sync.Map // *testing.T → *failLog
 
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
+// failLog collects the log of the agents a test runs and prints it once
+// the test has ended, and only if it failed: a passing test stays quiet,
+// and a failing one shows its own message first and the log after it
+// (CI keeps only the head and the tail of a long output).
+type failLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *failLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// testWriter is t's agent log (one per test, shared by all its agents, so
+// their lines stay in the order they happened).
+func testWriter(t *testing.T) io.Writer {
+	if l, ok := testLogs.Load(t); ok {
+		return l.(*failLog)
+	}
+	l := &failLog{}
+	testLogs.Store(t, l)
+	t.Cleanup(func() {
+		testLogs.Delete(t)
+		if !t.Failed() {
+			return
+		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		t.Logf("agent log (the test failed):\n%s", strings.TrimRight(l.buf.String(), "\n"))
+	})
+	return l
 }
 
 // once runs `mcp agent --once` in-process.
@@ -189,7 +220,7 @@ func (n *testNode) once() Outcome {
 	n.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	log := slog.New(slog.NewTextHandler(io.MultiWriter(testWriter{n.t}, &n.logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := slog.New(slog.NewTextHandler(io.MultiWriter(testWriter(n.t), &n.logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	out, err := Daemon(ctx, n.cfg, log, true)
 	if err != nil {
 		n.t.Fatalf("agent --once: %v", err)

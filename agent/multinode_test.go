@@ -82,7 +82,7 @@ plain_http = true
 func (c *clusterNode) start(t *testing.T) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	log := slog.New(slog.NewTextHandler(io.MultiWriter(testWriter{t}, &c.logs), &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log := slog.New(slog.NewTextHandler(io.MultiWriter(testWriter(t), &c.logs), &slog.HandlerOptions{Level: slog.LevelInfo}))
 	done := make(chan error, 1)
 	go func() {
 		_, err := Daemon(ctx, c.cfg, log, false)

@@ -183,7 +183,7 @@ func (n *testNode) startDaemon(opts ...DaemonOption) *api.Client {
 	n.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	log := slog.New(slog.NewTextHandler(io.MultiWriter(testWriter{n.t}, &n.logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	log := slog.New(slog.NewTextHandler(io.MultiWriter(testWriter(n.t), &n.logs), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	go func() {
 		_, err := Daemon(ctx, n.cfg, log, false, opts...)
 		done <- err

@@ -273,6 +273,9 @@ func (a *Agent) record(ctx context.Context, out *Outcome) {
 	a.rs.repaired(out.Repairs, out.Finished) // drift shown in status (watch.go)
 	a.mu.Lock()
 	a.last = *out
+	if out.Plan != nil {
+		a.invalid = out.Invalid
+	}
 	for _, s := range out.Services {
 		if s.Err != nil {
 			a.failures[s.Service] = s.Err.Error()

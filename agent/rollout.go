@@ -92,6 +92,11 @@ func (a *Agent) revertFailures(ctx context.Context, out *Outcome) {
 			Commit: out.Commit, PlanHash: out.PlanHash, Message: reason})
 		a.quarantine(ctx, registry.Quarantine{Service: s.Service, SpecHash: hash, Commit: out.Commit, Failures: 1, Reason: reason})
 	}
+	if out.Plan == nil {
+		// Nothing was planned (a refused commit, the registry unreadable):
+		// what waited still waits, and status keeps saying so.
+		return
+	}
 	a.rs.mu.Lock()
 	clear(a.rs.waiting)
 	for _, s := range out.Services {

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"metacircular.net/mcp/api"
 	"metacircular.net/mcp/internal/testenv"
 	"metacircular.net/mcp/statusnote"
 )
@@ -208,5 +210,54 @@ func TestFailingCommitQuarantinedUntilFixed(t *testing.T) {
 	}
 	if body := get(t, n.port("web", "web", "default")); !strings.Contains(body, "version=v2") {
 		t.Fatalf("web answered %q, want v2", body)
+	}
+}
+
+// TestRefusedCommitKeepsStatus: a reconcile that fails before it can plan
+// (here: an unsigned commit under policy "head") says nothing new about
+// the services, so status keeps what the last planned reconcile knew: a
+// service held by `after` is still listed as waiting, and an invalid
+// definition as invalid, instead of both vanishing from `mcp status`.
+func TestRefusedCommitKeepsStatus(t *testing.T) {
+	alice := testenv.NewSSHSigner(t, "alice@example.net")
+	n := newTestNode(t, withConfig(fmt.Sprintf("\n[trust]\npolicy = \"head\"\nallowed_signers_file = %q\n",
+		testenv.WriteAllowedSigners(t, alice))))
+	img := testenv.TestImage(t, n.registry, testenv.UniqueRepo("held"), "v1")
+	app := strings.Replace(service("app", img), "node = \"n1\"\n", "node = \"n1\"\nafter = [\"db\"]\n", 1)
+	n.repo.CommitSigned(map[string]string{
+		"mcp.toml":          n.platform(),
+		"services/web.toml": service("web", img),
+		"services/db.toml":  service("db", n.registry+"/mcptest/never-pushed:v1"),
+		"services/app.toml": app,
+		"services/bad.toml": "name = \"bad\"\nnode = \"n1\"\nrestart = \"sometimes\"\n",
+	}, "web, db that cannot be pulled, app after db, an invalid definition", alice.GitArgs())
+	n.repo.Push()
+	c := n.startDaemon()
+
+	states := func() (map[string]string, api.Reconcile) {
+		st, err := c.Status(t.Context())
+		if err != nil {
+			t.Fatalf("status: %v", err)
+		}
+		m := map[string]string{}
+		for _, s := range st.Services {
+			m[s.Name] = s.State
+		}
+		return m, st.LastReconcile
+	}
+	want := map[string]string{"web": api.StateRunning, "db": api.StateFailed, "app": api.StateWaiting, "bad": api.StateInvalid}
+	waitFor(t, time.Minute, "web running, db failed, app waiting, bad invalid", func() bool {
+		got, _ := states()
+		return maps.Equal(got, want)
+	})
+
+	n.repo.Commit(map[string]string{"README": "unsigned"}, "unsigned")
+	n.repo.Push()
+	waitFor(t, time.Minute, "the unsigned commit to be refused", func() bool {
+		_, lr := states()
+		return lr.Result == ResultFailed && strings.Contains(lr.Error, "unsigned")
+	})
+	if got, lr := states(); !maps.Equal(got, want) {
+		t.Fatalf("after the refused commit (%s) status lists %v, want %v", lr.Error, got, want)
 	}
 }
