@@ -115,7 +115,7 @@ func TestBrokenDefinitionLeavesOthersDeployed(t *testing.T) {
 
 	// The status the operator reads says why.
 	a := New(n.cfg, Deps{Registry: mustOpen(t, n), Runtime: n.driver(), Source: nil})
-	a.last = out
+	a.keepLast(out)
 	st, err := a.Status(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -110,7 +110,7 @@ func TestHostileCorpusLeavesGoodRunning(t *testing.T) {
 		return
 	}
 	a := New(n.cfg, Deps{Registry: mustOpen(t, n), Runtime: n.driver(), Source: nil})
-	a.last = last
+	a.keepLast(last)
 	st, err := a.Status(context.Background())
 	if err != nil {
 		t.Fatal(err)

@@ -267,15 +267,21 @@ func partialReason(res executor.Result, invalid []spec.Invalid) string {
 	return strings.Join(parts, "; ")
 }
 
+// keepLast keeps out as the last outcome, for status; the caller holds
+// a.mu.
+func (a *Agent) keepLast(out Outcome) {
+	a.last = out
+	if out.Plan != nil {
+		a.invalid = out.Invalid
+	}
+}
+
 // record keeps the outcome for status and appends it to the history.
 func (a *Agent) record(ctx context.Context, out *Outcome) {
 	a.observe(ctx, out)                      // metrics and events (ops.go), before failures moves on
 	a.rs.repaired(out.Repairs, out.Finished) // drift shown in status (watch.go)
 	a.mu.Lock()
-	a.last = *out
-	if out.Plan != nil {
-		a.invalid = out.Invalid
-	}
+	a.keepLast(*out)
 	for _, s := range out.Services {
 		if s.Err != nil {
 			a.failures[s.Service] = s.Err.Error()

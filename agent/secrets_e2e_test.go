@@ -180,7 +180,7 @@ func TestSecretsEndToEnd(t *testing.T) {
 		texts = append(texts, b.String(), string(js), out.Err)
 	}
 	a := New(n.cfg, Deps{Registry: mustOpen(t, n), Runtime: n.driver()})
-	a.last = out3
+	a.keepLast(out3)
 	st, err := a.Status(context.Background())
 	if err != nil {
 		t.Fatal(err)
