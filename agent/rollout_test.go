@@ -585,3 +585,58 @@ func TestInactiveAndRemoved(t *testing.T) {
 		t.Fatalf("data of a removed service: %q %v", b, err)
 	}
 }
+
+// TestWatchLeavesStoppedTaskToSupervisor: the watch lists containers
+// without their tasks (no shim is asked while all is well), so a health
+// check of a container whose task has stopped fails; the watch then asks
+// that one task, sees it stopped, and drops the result: a stopped task is
+// the restart supervisor's to report ("its restart policy leaves it
+// stopped"), not an unhealthy container.
+func TestWatchLeavesStoppedTaskToSupervisor(t *testing.T) {
+	n := newTestNode(t)
+	img := testenv.TestImage(t, n.registry, testenv.UniqueRepo("stopped"), "v1")
+	def := strings.Replace(service("web", img), "image = ", "restart = \"no\"\nimage = ", 1) +
+		"\n[components.health]\ninterval = \"1s\"\ntimeout = \"500ms\"\nunhealthy_threshold = 1\n"
+	n.push(map[string]string{"mcp.toml": n.platform(), "services/web.toml": def}, "web, restart no, 1s checks")
+	c := n.startDaemon()
+	web := func() api.ServiceStatus {
+		st, err := c.Status(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, _ := st.Service("web")
+		return s
+	}
+	waitFor(t, time.Minute, "web running and healthy", func() bool {
+		s := web()
+		return s.State == api.StateRunning && len(s.Components) == 1 && s.Components[0].Health != nil &&
+			s.Components[0].Health.State == "healthy"
+	})
+
+	if err := syscall.Kill(int(n.containers()["web.web.a"].PID), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	stoppedSeen := func() bool {
+		for _, d := range web().Drift {
+			if strings.Contains(d.What, "its restart policy leaves it stopped") {
+				return true
+			}
+		}
+		return false
+	}
+	waitFor(t, 30*time.Second, "the supervisor to report the stopped task", stoppedSeen)
+	// Several watch ticks, each with a check due.
+	time.Sleep(4 * time.Second)
+	s := web()
+	for _, d := range s.Drift {
+		if strings.HasPrefix(d.What, "unhealthy") {
+			t.Errorf("the watch reported the stopped container as %q", d.What)
+		}
+	}
+	if h := s.Components[0].Health; h != nil && h.State == "unhealthy" {
+		t.Errorf("health of the stopped container: %+v", h)
+	}
+	if s.State != api.StateDegraded {
+		t.Errorf("web with its task stopped: state %q, want %q", s.State, api.StateDegraded)
+	}
+}

@@ -64,6 +64,17 @@ func (a *Agent) watchLoop(ctx context.Context) {
 	}
 }
 
+// recordLister is a runtime that can list its containers without their
+// tasks and tell one task's state (containerd.Driver). The watch then asks
+// no shim at all while everything is healthy: a container missing or
+// changed shows in its record, a task that exits is the restart
+// supervisor's (it follows the exit events), and only a failed health
+// probe needs to know whether the task still runs.
+type recordLister interface {
+	ListRecords(ctx context.Context) ([]executor.Container, error)
+	Running(ctx context.Context, id string) (bool, error)
+}
+
 // watchOnce is one look: containers, due health checks, and (routes) the
 // proxy's routes.
 func (a *Agent) watchOnce(ctx context.Context, routes bool) {
@@ -71,12 +82,17 @@ func (a *Agent) watchOnce(ctx context.Context, routes bool) {
 	if err != nil {
 		return
 	}
-	list, err := a.rt.List(ctx)
+	list := a.rt.List
+	rl, byRecord := a.rt.(recordLister)
+	if byRecord {
+		list = rl.ListRecords
+	}
+	cs, err := list(ctx)
 	if err != nil {
 		return // containerd restarting: nothing can be said
 	}
-	running := make(map[string]executor.Container, len(list))
-	for _, c := range list {
+	running := make(map[string]executor.Container, len(cs))
+	for _, c := range cs {
 		running[c.ID] = c
 	}
 	now := a.now()
@@ -109,8 +125,17 @@ func (a *Agent) watchOnce(ctx context.Context, routes bool) {
 				a.rs.seeDrift(name, comp.Name, id, "container changed behind mcp's back (runtime hash differs from the registry)", false, now)
 				drift = true
 				continue
-			case c.Status != executor.StatusRunning:
+			case c.Status != executor.StatusRunning && c.Status != executor.StatusUnknown:
 				continue // the restart supervisor's business; it reports
+			}
+			// A failed probe of a container whose task state the listing
+			// did not give counts only if the task still runs.
+			var stillRuns func(context.Context) bool
+			if c.Status == executor.StatusUnknown && byRecord {
+				stillRuns = func(ctx context.Context) bool {
+					ok, err := rl.Running(ctx, id)
+					return err == nil && ok
+				}
 			}
 			w := a.rs.watch(name, comp.Name, id+"|"+d.SpecHash, now, func() []health.Target {
 				ts, err := executor.HealthTargets(comp, executor.DefaultBackendHost, func(route string) (int, error) {
@@ -125,7 +150,7 @@ func (a *Agent) watchOnce(ctx context.Context, routes bool) {
 				}
 				return ts
 			})
-			if p := a.rs.due(w, now); p != nil {
+			if p := a.rs.due(w, now, stillRuns); p != nil {
 				probes = append(probes, p(ctx, a.now))
 			}
 		}
@@ -172,8 +197,10 @@ func (rs *rolloutState) watch(service, component, key string, now time.Time, tar
 }
 
 // due returns the probe of w's due checks, or nil; a probe already running
-// is not started twice.
-func (rs *rolloutState) due(w *watched, now time.Time) func(ctx context.Context, clock func() time.Time) func() {
+// is not started twice. When a check fails and stillRuns (non-nil) says
+// the container's task no longer runs, the results are dropped: a stopped
+// task is the restart supervisor's business, as in a listing with tasks.
+func (rs *rolloutState) due(w *watched, now time.Time, stillRuns func(context.Context) bool) func(ctx context.Context, clock func() time.Time) func() {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	if w.probing {
@@ -192,13 +219,19 @@ func (rs *rolloutState) due(w *watched, now time.Time) func(ctx context.Context,
 	return func(ctx context.Context, clock func() time.Time) func() {
 		return func() {
 			results := make([]error, len(idx))
+			failed := false
 			for j, i := range idx {
 				results[j] = health.Probe(ctx, w.targets[i])
+				failed = failed || results[j] != nil
 			}
+			keep := !failed || stillRuns == nil || stillRuns(ctx)
 			at := clock()
 			rs.mu.Lock()
 			defer rs.mu.Unlock()
 			w.probing = false
+			if !keep {
+				return
+			}
 			for j, i := range idx {
 				prev := w.trackers[i].Result().State
 				state := w.trackers[i].Observe(at, results[j])

@@ -20,6 +20,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/oci"
 	"github.com/containerd/containerd/v2/plugins"
 	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"metacircular.net/mcp/executor"
@@ -346,9 +347,11 @@ func (d *Driver) stopTask(ctx context.Context, task client.Task, grace time.Dura
 // their task's state, sorted by ID. A container without a task is stopped.
 func (d *Driver) List(ctx context.Context) ([]executor.Container, error) {
 	ctx = d.nsCtx(ctx)
-	cs, err := d.client.Containers(ctx, fmt.Sprintf("labels.%q==true", executor.LabelManaged))
+	// The containers first: one started after the task listing below would
+	// show as stopped, and the converge pass would act on that.
+	infos, err := d.records(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("list containers: %w", err)
+		return nil, err
 	}
 	// One task listing for the namespace instead of a task lookup and a
 	// status call per container: each of those is a round trip to the
@@ -361,7 +364,53 @@ func (d *Driver) List(ctx context.Context) ([]executor.Container, error) {
 	for _, p := range resp.Tasks {
 		procs[p.ID] = p
 	}
-	out := make([]executor.Container, 0, len(cs))
+	out := make([]executor.Container, 0, len(infos))
+	for _, info := range infos {
+		out = append(out, containerStatus(info, procs[info.ID]))
+	}
+	return out, nil
+}
+
+// ListRecords is List without the tasks: each container's record (ID,
+// labels, image) with Status StatusUnknown. It reads containerd's metadata
+// store only, where List makes containerd ask every task's shim for its
+// state; the agent's per-second watch, which only needs to see containers
+// missing or changed, calls it instead (3,600 listings an hour).
+func (d *Driver) ListRecords(ctx context.Context) ([]executor.Container, error) {
+	infos, err := d.records(d.nsCtx(ctx))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]executor.Container, 0, len(infos))
+	for _, info := range infos {
+		out = append(out, executor.Container{ID: info.ID, Labels: info.Labels, Image: info.Image, Status: executor.StatusUnknown})
+	}
+	return out, nil
+}
+
+// Running reports whether container id's task runs: one round trip to its
+// shim. A container without a task, or none at all, does not run.
+func (d *Driver) Running(ctx context.Context, id string) (bool, error) {
+	resp, err := d.client.TaskService().Get(d.nsCtx(ctx), &tasks.GetRequest{ContainerID: id})
+	err = errgrpc.ToNative(err) // the raw task service answers in gRPC codes
+	if errdefs.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("task state of %s: %w", id, err)
+	}
+	st := resp.GetProcess().GetStatus()
+	return st == tasktypes.Status_RUNNING || st == tasktypes.Status_PAUSING || st == tasktypes.Status_PAUSED, nil
+}
+
+// records is the records of mcp's containers in ctx's namespace, sorted
+// by ID.
+func (d *Driver) records(ctx context.Context) ([]containers.Container, error) {
+	cs, err := d.client.Containers(ctx, fmt.Sprintf("labels.%q==true", executor.LabelManaged))
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	out := make([]containers.Container, 0, len(cs))
 	for _, c := range cs {
 		info, err := c.Info(ctx, client.WithoutRefreshedMetadata)
 		if errdefs.IsNotFound(err) {
@@ -370,9 +419,9 @@ func (d *Driver) List(ctx context.Context) ([]executor.Container, error) {
 		if err != nil {
 			return nil, fmt.Errorf("list containers: %s: %w", c.ID(), err)
 		}
-		out = append(out, containerStatus(info, procs[info.ID]))
+		out = append(out, info)
 	}
-	slices.SortFunc(out, func(a, b executor.Container) int { return strings.Compare(a.ID, b.ID) })
+	slices.SortFunc(out, func(a, b containers.Container) int { return strings.Compare(a.ID, b.ID) })
 	return out, nil
 }
 

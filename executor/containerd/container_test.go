@@ -2,10 +2,12 @@ package containerd
 
 import (
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -201,5 +203,61 @@ func TestStartWithoutImageFails(t *testing.T) {
 	}
 	if cs, _ := d.List(t.Context()); len(cs) != 0 {
 		t.Fatalf("a failed Start left %v", cs)
+	}
+}
+
+// TestListRecordsAndRunning: the watch's cheap listing gives the same
+// containers, labels and images as List without any task state, and
+// Running tells one task's state: true while it runs, false once it was
+// killed (no supervisor here to restart it), false for no container.
+func TestListRecordsAndRunning(t *testing.T) {
+	reg := testenv.Registry(t)
+	ref := testenv.TestImage(t, reg, testenv.UniqueRepo("ctrd/records"), "v1")
+	d := newDriver(t, plainHTTP(reg))
+	ctx := t.Context()
+	s, _ := helloSpec(t, "hello.hello.a", ref, ensure(t, d, ref))
+	if err := d.Start(ctx, s); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	full := container(t, d, s.ID)
+	recs, err := d.ListRecords(ctx)
+	if err != nil || len(recs) != 1 {
+		t.Fatalf("ListRecords: %+v, %v", recs, err)
+	}
+	r := recs[0]
+	if r.ID != full.ID || r.Image != full.Image || !maps.Equal(r.Labels, full.Labels) {
+		t.Fatalf("ListRecords %+v does not match List %+v", r, full)
+	}
+	if r.Status != executor.StatusUnknown || r.PID != 0 {
+		t.Fatalf("ListRecords claims a task state: %+v", r)
+	}
+	if ok, err := d.Running(ctx, s.ID); err != nil || !ok {
+		t.Fatalf("Running while it runs: %v, %v", ok, err)
+	}
+
+	c, err := d.Client().LoadContainer(d.nsCtx(ctx), s.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, err := c.Task(d.nsCtx(ctx), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := task.Kill(d.nsCtx(ctx), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "Running to say the killed task stopped", func() bool {
+		ok, err := d.Running(ctx, s.ID)
+		return err == nil && !ok
+	})
+	if ok, err := d.Running(ctx, "no.such.container"); err != nil || ok {
+		t.Fatalf("Running for no container: %v, %v", ok, err)
+	}
+
+	if err := d.Remove(ctx, s.ID, 5*time.Second); err != nil {
+		t.Fatalf("Remove: %v", err)
+	}
+	if recs, err := d.ListRecords(ctx); err != nil || len(recs) != 0 {
+		t.Fatalf("ListRecords after Remove: %+v, %v", recs, err)
 	}
 }
