@@ -382,6 +382,15 @@ func (e *Executor) convergeRecords(ctx context.Context, snap registry.Snapshot, 
 				continue
 			}
 		}
+		// Records someone keeps deleting or rewriting (another tool
+		// managing the zone) are backed off like any other flapping
+		// resource; a change of the node's addresses is mcp's own.
+		if !valuesChanged {
+			if err := e.gate.allow("dns:"+set.Hostname, e.now()); err != nil { // flap.go
+				errs = append(errs, err)
+				continue
+			}
+		}
 		if err := rr.ensure(ctx, zone, want, set.Records); err != nil {
 			errs = append(errs, fmt.Errorf("repair records of %s: %w", set.Hostname, err))
 			continue

@@ -204,6 +204,39 @@ func TestRecordsDriftIsRepairedByConverge(t *testing.T) {
 	}
 }
 
+// Records deleted again and again behind mcp's back (another tool
+// fighting over the zone) are restored the first few times, then backed
+// off: the converge pass reports it instead of rewriting them every pass.
+func TestRecordsRepairBackedOffWhenDeletedAgainAndAgain(t *testing.T) {
+	env := newRecEnv(t)
+	ctx := context.Background()
+	if err := failed(t, env.apply(env.exec, service())); err != nil {
+		t.Fatal(err)
+	}
+	deleteA := func() {
+		t.Helper()
+		if err := env.admin.Delete(ctx, recZone, dns.Record{Name: webHost, Type: "A", Value: "192.0.2.1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range executor.DefaultRepairBurst {
+		deleteA()
+		if repairs, err := converge(env.exec); err != nil || len(repairs) != 1 {
+			t.Fatalf("repair %d: %+v, %v", i+1, repairs, err)
+		}
+	}
+	deleteA()
+	repairs, err := converge(env.exec)
+	if !errors.Is(err, executor.ErrRepairBackedOff) || !strings.Contains(err.Error(), "dns:"+webHost) || len(repairs) != 0 {
+		t.Fatalf("repair %d: %+v, %v; want it backed off", executor.DefaultRepairBurst+1, repairs, err)
+	}
+	for _, r := range env.zone(webHost) {
+		if strings.Contains(r, webHost+" A ") {
+			t.Fatalf("the backed-off record was rewritten: %q", r)
+		}
+	}
+}
+
 func TestRecordsOrphanSetIsDeletedByConverge(t *testing.T) {
 	env := newRecEnv(t)
 	ctx := context.Background()
