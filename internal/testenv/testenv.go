@@ -25,6 +25,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"strconv"
@@ -115,9 +116,15 @@ func RandomID(n int) string {
 	return hex.EncodeToString(b)
 }
 
-// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago. The
-// port is released before returning, so another process may take it: use
-// it at once, and retry on a bind error where it matters.
+// FreePort returns a TCP port that was free a moment ago, on 127.0.0.1
+// and on every address. The port is released before returning, so another
+// process may take it: use it at once, and retry on a bind error where it
+// matters.
+//
+// It comes from freePorts, below both the kernel's ephemeral range (where
+// any outgoing connection on the machine may take it as its source port
+// before the server the test starts binds it) and mcp's default lease
+// range (where an agent of a concurrent test may lease it).
 func FreePort(t testing.TB) int {
 	t.Helper()
 	p, err := freePort()
@@ -127,17 +134,30 @@ func FreePort(t testing.TB) int {
 	return p
 }
 
+// freePorts is where FreePort picks: 6000–9999.
+const freePortsFirst, freePortsN = 6000, 4000
+
 func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
+	for range 200 {
+		p := freePortsFirst + mrand.IntN(freePortsN)
+		if portFree(p) {
+			return p, nil
+		}
 	}
-	defer ln.Close()
-	_, p, err := net.SplitHostPort(ln.Addr().String())
-	if err != nil {
-		return 0, err
+	return 0, fmt.Errorf("no free port in %d-%d after 200 tries", freePortsFirst, freePortsFirst+freePortsN-1)
+}
+
+// portFree says whether TCP port p can be bound on 127.0.0.1 and on the
+// wildcard addresses (a container on the host network listens on either).
+func portFree(p int) bool {
+	for _, addr := range []string{"127.0.0.1", ""} {
+		ln, err := net.Listen("tcp", net.JoinHostPort(addr, strconv.Itoa(p)))
+		if err != nil {
+			return false
+		}
+		ln.Close()
 	}
-	return strconv.Atoi(p)
+	return true
 }
 
 // isRoot reports whether the test runs as root, which containerd needs.
