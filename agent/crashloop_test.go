@@ -84,49 +84,10 @@ func TestCrashLoopBackedOff(t *testing.T) {
 	v1 := testenv.TestImage(t, n.registry, testenv.UniqueRepo("crashloop"), "v1")
 	n.push(map[string]string{"mcp.toml": n.platform(), "services/web.toml": service("web", v1)}, "web v1")
 	clock := &supClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), armed: make(chan time.Duration, 100)}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		_, err := Daemon(ctx, n.cfg, testLogger(t), false, WithSupervisorOptions(containerd.WithSupervisorClock(clock)))
-		done <- err
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("daemon: %v", err)
-			}
-		case <-time.After(time.Minute):
-			t.Error("daemon did not stop")
-		}
-	})
-	c := api.NewClient(n.cfg.API.Socket)
-	component := func() api.ComponentStatus {
-		st, err := c.Status(context.Background())
-		if err != nil {
-			return api.ComponentStatus{}
-		}
-		svc, _ := st.Service("web")
-		if len(svc.Components) == 0 {
-			return api.ComponentStatus{}
-		}
-		return svc.Components[0]
-	}
+	c := n.startDaemon(WithSupervisorOptions(containerd.WithSupervisorClock(clock)))
+	component := func() api.ComponentStatus { return webComponent(c) }
 	waitFor(t, 60*time.Second, "web running", func() bool { return component().State == api.ComponentRunning })
-	port := component().Ports["default"]
-
-	// Kill it and take its port: every restart now exits at once.
-	ct := n.containers()["web.web.a"]
-	if err := syscall.Kill(int(ct.PID), syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	var ln net.Listener
-	waitFor(t, 10*time.Second, "the port to be free", func() bool {
-		var err error
-		ln, err = net.Listen("tcp", "0.0.0.0:"+strconv.Itoa(port))
-		return err == nil
-	})
+	ln := n.breakRestarts(t, "web.web.a", component().Ports["default"])
 	defer ln.Close()
 
 	restarts := func() int { return component().Restarts }
@@ -173,4 +134,118 @@ func TestCrashLoopBackedOff(t *testing.T) {
 		t.Fatalf("%d restarts for 4 elapsed backoffs", r)
 	}
 	t.Logf("restarts: %d over %s of injected time; component %s: %s", restarts(), time.Duration(15)*time.Second, component().State, component().LastError)
+}
+
+// webComponent is the first component of service web in c's status (zero
+// when there is none yet).
+func webComponent(c *api.Client) api.ComponentStatus {
+	st, err := c.Status(context.Background())
+	if err != nil {
+		return api.ComponentStatus{}
+	}
+	svc, _ := st.Service("web")
+	if len(svc.Components) == 0 {
+		return api.ComponentStatus{}
+	}
+	return svc.Components[0]
+}
+
+// breakRestarts kills container id and takes its port, so that every
+// restart of it exits at once; the caller closes the listener.
+func (n *testNode) breakRestarts(t *testing.T, id string, port int) net.Listener {
+	t.Helper()
+	if err := syscall.Kill(int(n.containers()[id].PID), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	var ln net.Listener
+	waitFor(t, 10*time.Second, "the port to be free", func() bool {
+		var err error
+		ln, err = net.Listen("tcp", "0.0.0.0:"+strconv.Itoa(port))
+		return err == nil
+	})
+	return ln
+}
+
+// TestCrashLoopAfterRolloutReverts: behind haproxy (blue-green, the
+// default for a routed service), v2 passes its rollout and then starts
+// crash-looping (killed, its port taken). At the crash loop the agent goes
+// back to v1, the version v2 replaced, as a normal blue-green update: v1
+// starts in the other slot, the route switches back, v2's container goes.
+// v2 is quarantined with a "rolled back" reason and the revert is an
+// event. The next commit that changes the service deploys normally.
+func TestCrashLoopAfterRolloutReverts(t *testing.T) {
+	n := newIngressNode(t)
+	repo := testenv.UniqueRepo("crashrevert")
+	v1 := testenv.TestImage(t, n.registry, repo, "v1")
+	v2 := testenv.TestImage(t, n.registry, repo, "v2")
+	host := "web.svc.mcp.test.internal"
+	n.push(map[string]string{"mcp.toml": n.platform(), "services/web.toml": n.webService("web", v1, "", fastHTTPHealth)}, "web v1")
+	clock := &supClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), armed: make(chan time.Duration, 100)}
+	c := n.startDaemon(WithSupervisorOptions(containerd.WithSupervisorClock(clock)))
+	runs := func(image string) func() bool {
+		return func() bool {
+			comp := webComponent(c)
+			return comp.State == api.ComponentRunning && comp.Image == image
+		}
+	}
+	waitFor(t, time.Minute, "v1 running", runs(v1))
+	roots := n.mcpCert(t, host)
+	n.push(map[string]string{"services/web.toml": n.webService("web", v2, "", fastHTTPHealth)}, "web v2")
+	waitFor(t, time.Minute, "v2 running", runs(v2))
+	mustThrough(t, n.l7, host, roots, "version=v2")
+	v2ID := webComponent(c).ContainerID
+	ln := n.breakRestarts(t, v2ID, webComponent(c).Ports["default"])
+	defer ln.Close()
+	for _, d := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second} {
+		select {
+		case got := <-clock.armed:
+			if got != d {
+				t.Fatalf("backoff %s, want %s", got, d)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("no backoff of %s armed", d)
+		}
+		if d == 16*time.Second {
+			break // the fifth exit: the crash loop is reported
+		}
+		clock.advance(d)
+	}
+	waitFor(t, time.Minute, "v1 running again", runs(v1))
+	if id := webComponent(c).ContainerID; id == v2ID {
+		t.Fatalf("v1 runs in v2's slot (%s): want the other slot, as a blue-green update", id)
+	}
+	mustThrough(t, n.l7, host, roots, "version=v1")
+	waitFor(t, 30*time.Second, "v2's container removed", func() bool {
+		_, ok := n.containers()[v2ID]
+		return !ok
+	})
+	st, err := c.Status(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Quarantine) != 1 || !strings.HasPrefix(st.Quarantine[0].Reason, "rolled back: container "+v2ID+" is crash-looping") {
+		t.Fatalf("quarantine %+v, want v2 rolled back for its crash loop", st.Quarantine)
+	}
+	reverted := false
+	for _, e := range allEvents(t, c) {
+		reverted = reverted || (e.Kind == "revert" && strings.Contains(e.Message, "crash-looping"))
+	}
+	if !reverted {
+		t.Error("no revert event for the crash loop")
+	}
+	// Still v1 a few reconciles later: the revert is not undone.
+	time.Sleep(3 * time.Second)
+	if !runs(v1)() {
+		t.Fatalf("web after more reconciles: %+v", webComponent(c))
+	}
+
+	// The next change to the service is tried normally.
+	ln.Close()
+	n.push(map[string]string{"services/web.toml": n.webService("web", v2, "", strings.Replace(fastHTTPHealth, "unhealthy_threshold = 3", "unhealthy_threshold = 4", 1))}, "web v2 again, changed")
+	waitFor(t, time.Minute, "the changed v2 running", runs(v2))
+	mustThrough(t, n.l7, host, roots, "version=v2")
+	waitFor(t, 30*time.Second, "the quarantine lifted", func() bool {
+		st, err := c.Status(t.Context())
+		return err == nil && len(st.Quarantine) == 0
+	})
 }

@@ -94,9 +94,15 @@ func (o *opsNode) sync(want string) api.SyncResult {
 // events reads the whole history through the API, as `mcp events` does.
 func (o *opsNode) events() []api.Event {
 	o.t.Helper()
-	s, err := o.client.Events(context.Background(), api.EventOptions{Last: -1})
+	return allEvents(o.t, o.client)
+}
+
+// allEvents is every event c's agent keeps, oldest first.
+func allEvents(t *testing.T, c *api.Client) []api.Event {
+	t.Helper()
+	s, err := c.Events(context.Background(), api.EventOptions{Last: -1})
 	if err != nil {
-		o.t.Fatalf("events: %v", err)
+		t.Fatalf("events: %v", err)
 	}
 	defer s.Close()
 	var out []api.Event
@@ -106,7 +112,7 @@ func (o *opsNode) events() []api.Event {
 			return out
 		}
 		if err != nil {
-			o.t.Fatal(err)
+			t.Fatal(err)
 		}
 		out = append(out, e)
 	}

@@ -244,7 +244,12 @@ func quarantineKind(reason string) string {
 // whose container the supervisor reports as crash-looping: the supervisor
 // already backs its restarts off, and the quarantine makes it visible in
 // status and notes and keeps the agent from redeploying that definition.
-// It runs on its own goroutine (the supervisor's handler must not block).
+// When the definition replaced an earlier one (registry.Deployed.Previous),
+// the quarantine names that one as RevertTo and a reconcile is asked for
+// at once: the planner goes back to the version that ran before the crash
+// loop began (planner.HoldQuarantined), as a normal update with its health
+// wait. It runs on its own goroutine (the supervisor's handler must not
+// block).
 func (a *Agent) crashLoopQuarantine(e containerd.Event) {
 	if e.Type != containerd.EventCrashLooping || e.ID == "" {
 		return
@@ -262,8 +267,19 @@ func (a *Agent) crashLoopQuarantine(e containerd.Event) {
 		if !ok {
 			return
 		}
-		a.quarantine(ctx, registry.Quarantine{Service: service, SpecHash: d.SpecHash, Commit: d.Commit,
-			Reason: fmt.Sprintf("container %s is crash-looping (last exit code %d)", e.ID, e.ExitCode)})
+		q := registry.Quarantine{Service: service, SpecHash: d.SpecHash, Commit: d.Commit,
+			Reason: fmt.Sprintf("container %s is crash-looping (last exit code %d)", e.ID, e.ExitCode)}
+		if p := d.Previous; p != nil && p.SpecHash != d.SpecHash {
+			q.RevertTo = p.SpecHash
+			q.Reason = fmt.Sprintf("rolled back: container %s is crash-looping (last exit code %d) after its rollout; "+
+				"the previous version (commit %s) is redeployed", e.ID, e.ExitCode, short(p.Commit))
+			a.log.Warn("rollout reverted", "service", service, "spec_hash", d.SpecHash, "reason", q.Reason)
+			a.RecordEvent(ctx, registry.Event{Kind: registry.EventRevert, Service: service, Commit: d.Commit, Message: q.Reason})
+		}
+		a.quarantine(ctx, q)
+		if q.RevertTo != "" {
+			a.rs.nudge()
+		}
 	}()
 }
 

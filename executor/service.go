@@ -218,6 +218,12 @@ func (r *serviceRun) record(ctx context.Context) error {
 		AppliedAt:  r.e.now().UTC(),
 		Components: map[string]registry.ComponentState{},
 		Features:   r.e.Features(),
+		Previous:   r.deployed.Previous,
+	}
+	// A new definition of a running service: the one it replaces is what
+	// a crash loop after this rollout goes back to.
+	if old := r.deployed; old.Spec.Name != "" && old.Spec.Active && old.SpecHash != d.SpecHash {
+		d.Previous = &registry.Version{Spec: old.Spec, SpecHash: old.SpecHash, Commit: old.Commit}
 	}
 	if !r.desired.Active {
 		return r.e.store.PutDeployed(ctx, d)

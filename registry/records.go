@@ -24,6 +24,10 @@ type Quarantine struct {
 	Commit   string    `json:"commit,omitempty"`
 	Failures int       `json:"failures,omitempty"`
 	Since    time.Time `json:"since"`
+	// RevertTo is the spec hash of the version the service goes back to
+	// while SpecHash is quarantined (the deployed one's Previous), or ""
+	// to keep what is deployed.
+	RevertTo string `json:"revert_to,omitempty"`
 }
 
 func quarantineKey(service, specHash string) []byte {

@@ -41,6 +41,17 @@ type Deployed struct {
 	// certificates and records exist, so turning a feature on later plans
 	// them for services already deployed.
 	Features Features `json:"features"`
+	// Previous is the definition this one replaced (nil for a first
+	// deploy): what a version that crash-loops after its rollout is
+	// reverted to. Not part of any plan hash.
+	Previous *Version `json:"previous,omitempty"`
+}
+
+// Version is a definition as it was once applied.
+type Version struct {
+	Spec     spec.Service `json:"spec"`
+	SpecHash string       `json:"spec_hash"`
+	Commit   string       `json:"commit"`
 }
 
 // Features says which kinds of resources an agent manages beyond ports and
