@@ -491,9 +491,10 @@ func TestRemoteDownThenBack(t *testing.T) {
 	}
 }
 
-// TestHungRemote points at a server that accepts connections and never
-// answers: the caller's deadline must end the poll with ErrUnreachable.
-func TestHungRemote(t *testing.T) {
+// hungServer listens on a loopback port, accepts every connection and
+// never answers; the connections are closed when the test ends.
+func hungServer(t *testing.T) net.Listener {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -508,7 +509,7 @@ func TestHungRemote(t *testing.T) {
 				return
 			}
 			mu.Lock()
-			conns = append(conns, c) // held open, never read
+			conns = append(conns, c) // held open, never answered
 			mu.Unlock()
 		}
 	}()
@@ -519,6 +520,13 @@ func TestHungRemote(t *testing.T) {
 			c.Close()
 		}
 	})
+	return l
+}
+
+// TestHungRemote points at a server that accepts connections and never
+// answers: the caller's deadline must end the poll with ErrUnreachable.
+func TestHungRemote(t *testing.T) {
+	l := hungServer(t)
 
 	r := testenv.GitRepo(t)
 	srv := testenv.GitSSHServer(t, r.Bare) // for a valid key and known_hosts
@@ -656,31 +664,7 @@ func TestRevisionOffline(t *testing.T) {
 // held forever by a remote that accepts connections and never answers:
 // Config.Timeout ends the fetch with ErrUnreachable.
 func TestFetchTimeout(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c) // held open, never answered
-			mu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
+	l := hungServer(t)
 	src := newSource(t, gitsync.Config{URL: "http://" + l.Addr().String() + "/remote.git", Timeout: 300 * time.Millisecond})
 	done := make(chan error, 1)
 	go func() { _, err := src.Fetch(context.Background()); done <- err }()

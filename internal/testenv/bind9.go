@@ -292,13 +292,7 @@ func (d *Bind9Daemon) stop() {
 	if d.cmd == nil {
 		return
 	}
-	_ = d.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-d.done:
-	case <-time.After(5 * time.Second):
-		_ = d.cmd.Process.Kill()
-		<-d.done
-	}
+	stopProcess(d.cmd, d.done, syscall.SIGTERM, 5*time.Second)
 	d.cmd, d.done = nil, nil
 }
 

@@ -366,13 +366,7 @@ func (d *ContainerdDaemon) stopLocked(sig syscall.Signal, grace time.Duration) {
 	if d.cmd == nil {
 		return
 	}
-	_ = d.cmd.Process.Signal(sig)
-	select {
-	case <-d.done:
-	case <-time.After(grace):
-		_ = d.cmd.Process.Kill()
-		<-d.done
-	}
+	stopProcess(d.cmd, d.done, sig, grace)
 	d.cmd, d.done = nil, nil
 }
 

@@ -285,13 +285,7 @@ func (r *RegistryDaemon) stopLocked() {
 	if r.cmd == nil {
 		return
 	}
-	_ = r.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-r.done:
-	case <-time.After(5 * time.Second):
-		_ = r.cmd.Process.Kill()
-		<-r.done
-	}
+	stopProcess(r.cmd, r.done, syscall.SIGTERM, 5*time.Second)
 	r.cmd, r.done = nil, nil
 }
 

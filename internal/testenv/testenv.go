@@ -28,9 +28,12 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"os"
+	"os/exec"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // Environment variables read by this package.
@@ -158,6 +161,19 @@ func portFree(p int) bool {
 		ln.Close()
 	}
 	return true
+}
+
+// stopProcess ends a daemon a test started, by its PID: sig, then SIGKILL
+// once grace has passed; it returns when the process has been waited for
+// (done, closed by the goroutine that waits for cmd).
+func stopProcess(cmd *exec.Cmd, done <-chan struct{}, sig syscall.Signal, grace time.Duration) {
+	_ = cmd.Process.Signal(sig)
+	select {
+	case <-done:
+	case <-time.After(grace):
+		_ = cmd.Process.Kill()
+		<-done
+	}
 }
 
 // isRoot reports whether the test runs as root, which containerd needs.
