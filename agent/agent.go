@@ -64,12 +64,9 @@ type Agent struct {
 	rev           *gitsync.Revision
 	fetchFailures int
 
-	mu   gosync.Mutex
-	last Outcome
-	// invalid is the invalid definitions of the last reconcile that read
-	// the repository: one that failed before it (a refused commit, the
-	// registry unreadable) says nothing new about them.
-	invalid  []spec.Invalid
+	mu       gosync.Mutex
+	last     Outcome
+	invalid  []spec.Invalid         // of the last planned reconcile (keepLast)
 	failures map[string]string      // service → last error
 	restarts map[string]restartInfo // container ID → supervisor's report
 	started  time.Time

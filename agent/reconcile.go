@@ -268,11 +268,14 @@ func partialReason(res executor.Result, invalid []spec.Invalid) string {
 }
 
 // keepLast keeps out as the last outcome, for status; the caller holds
-// a.mu.
+// a.mu. A reconcile that failed before it could plan (a refused commit,
+// the registry unreadable) says nothing new about invalid or held
+// services: status keeps what the last planned one knew of them.
 func (a *Agent) keepLast(out Outcome) {
 	a.last = out
 	if out.Plan != nil {
 		a.invalid = out.Invalid
+		a.rs.setWaiting(out.Services)
 	}
 }
 

@@ -92,19 +92,19 @@ func (a *Agent) revertFailures(ctx context.Context, out *Outcome) {
 			Commit: out.Commit, PlanHash: out.PlanHash, Message: reason})
 		a.quarantine(ctx, registry.Quarantine{Service: s.Service, SpecHash: hash, Commit: out.Commit, Failures: 1, Reason: reason})
 	}
-	if out.Plan == nil {
-		// Nothing was planned (a refused commit, the registry unreadable):
-		// what waited still waits, and status keeps saying so.
-		return
-	}
-	a.rs.mu.Lock()
-	clear(a.rs.waiting)
-	for _, s := range out.Services {
+}
+
+// setWaiting replaces the waits status shows (`after`, the /srv hold) by
+// those of a planned reconcile's services.
+func (rs *rolloutState) setWaiting(services []executor.ServiceResult) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	clear(rs.waiting)
+	for _, s := range services {
 		if s.Waiting != "" {
-			a.rs.waiting[s.Service] = s.Waiting
+			rs.waiting[s.Service] = s.Waiting
 		}
 	}
-	a.rs.mu.Unlock()
 }
 
 // waitingReason lists the services left waiting for their `after`

@@ -383,7 +383,9 @@ func (d *Driver) ListRecords(ctx context.Context) ([]executor.Container, error) 
 	}
 	out := make([]executor.Container, 0, len(infos))
 	for _, info := range infos {
-		out = append(out, executor.Container{ID: info.ID, Labels: info.Labels, Image: info.Image, Status: executor.StatusUnknown})
+		c := containerStatus(info, nil)
+		c.Status = executor.StatusUnknown // not asked, not stopped
+		out = append(out, c)
 	}
 	return out, nil
 }
@@ -399,8 +401,13 @@ func (d *Driver) Running(ctx context.Context, id string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("task state of %s: %w", id, err)
 	}
-	st := resp.GetProcess().GetStatus()
-	return st == tasktypes.Status_RUNNING || st == tasktypes.Status_PAUSING || st == tasktypes.Status_PAUSED, nil
+	return taskRuns(resp.GetProcess().GetStatus()), nil
+}
+
+// taskRuns says whether a task in state st counts as running (a paused
+// task still holds its process and its ports).
+func taskRuns(st tasktypes.Status) bool {
+	return st == tasktypes.Status_RUNNING || st == tasktypes.Status_PAUSING || st == tasktypes.Status_PAUSED
 }
 
 // records is the records of mcp's containers in ctx's namespace, sorted
@@ -432,13 +439,13 @@ func containerStatus(info containers.Container, p *tasktypes.Process) executor.C
 	if p == nil {
 		return ec
 	}
-	switch p.Status {
-	case tasktypes.Status_RUNNING, tasktypes.Status_PAUSING, tasktypes.Status_PAUSED:
+	switch {
+	case taskRuns(p.Status):
 		ec.Status = executor.StatusRunning
 		ec.PID = p.Pid
-	case tasktypes.Status_STOPPED:
+	case p.Status == tasktypes.Status_STOPPED:
 		ec.ExitCode = p.ExitStatus
-	case tasktypes.Status_CREATED:
+	case p.Status == tasktypes.Status_CREATED:
 		ec.Status = executor.StatusCreated
 	default:
 		ec.Status = executor.StatusUnknown
